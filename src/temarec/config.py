@@ -1,0 +1,81 @@
+"""Typed configuration, loadable from YAML and overridable with `section.key=value` pairs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    dataset: str = "demo"  # a name under TEMAREC_DATA, a folder, or "demo"
+    split: Literal["auto", "loo", "published"] = "auto"
+    max_len: int = Field(50, ge=2, description="most recent interactions a model reads")
+    demo_seed: int = 0
+
+
+class ModelConfig(_Strict):
+    name: str = "sasrec"
+    hidden: int = Field(64, ge=4)
+    layers: int = Field(2, ge=1)
+    heads: int = Field(1, ge=1)
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    softmax_negatives: int = Field(
+        0,
+        ge=0,
+        description="0: full softmax over the target domain; k: sampled softmax with k shared negatives",
+    )
+
+
+class TrainConfig(_Strict):
+    seed: int = 0
+    epochs: int = Field(200, ge=0)
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float | None = 5.0
+    patience: int = Field(10, ge=1, description="epochs without validation gain before stopping")
+    select_metric: str = "NDCG@10"
+    threads: int | None = None
+    resume: bool = True
+
+
+class EvalConfig(_Strict):
+    protocols: list[str] = ["full"]  # the first one selects the checkpoint on validation
+    candidate_seed: int = 2025
+    exclude_history: bool = True
+    ties: Literal["pessimistic", "half"] = "pessimistic"
+    batch_size: int = Field(512, ge=1)
+
+
+class RunConfig(_Strict):
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """YAML file (optional) then `a.b=value` overrides; values are parsed as YAML scalars/lists."""
+    raw: dict = {}
+    if path is not None:
+        text = Path(path).read_text(encoding="utf-8")
+        raw = yaml.safe_load(text) or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: a config file must be a mapping of sections")
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {item!r} must look like section.key=value")
+        node = raw
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = yaml.safe_load(value)
+    return RunConfig.model_validate(raw)

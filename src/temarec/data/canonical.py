@@ -1,0 +1,412 @@
+"""The project's own canonical dataset format: a folder anyone can produce from any source.
+
+Files (CSV or Parquet, one of each, never both):
+
+- `items.csv|parquet`: `item_id` (string, unique), `domain` (domain name; exactly two distinct names),
+  optional `title`, `description`, `image` (empty = none).
+- `interactions.csv|parquet`: `user_id`, `item_id` (must be in items), `timestamp` (integer unix seconds).
+- `dataset.json` (optional): `{"name": str, "domains": [nameA, nameB]}` fixes the domain order; without
+  it, domains are in order of first appearance in the items file.
+
+Items keep file order within their domain (A first, then B). Items without interactions stay (they are
+the catalogue); users come from the interactions only, in order of first appearance. Each user's
+interactions are sorted by timestamp; ties keep file order.
+
+Every check is vectorised; a bad value raises `DataFormatError` naming the file, the line as a person
+sees it in a CSV (header = line 1), or the 1-based row of a Parquet table, and the field.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from temarec.data.dataset import CDDataset, make_items_frame
+from temarec.data.errors import DataFormatError, DatasetNotFoundError
+from temarec.data.ragged import Ragged
+
+ITEMS = "items"
+INTERACTIONS = "interactions"
+META_FILE = "dataset.json"
+FORMATS = ("csv", "parquet")
+ITEM_REQUIRED = ("item_id", "domain")
+ITEM_OPTIONAL = ("title", "description", "image")
+INTERACTION_REQUIRED = ("user_id", "item_id", "timestamp")
+
+Format = Literal["csv", "parquet"]
+_STR = pd.StringDtype("pyarrow")
+
+
+# ---- reading tables --------------------------------------------------------------------------------
+@dataclass
+class _Table:
+    """A loaded file plus what is needed to point at one of its rows in an error message."""
+
+    path: Path
+    df: pd.DataFrame
+
+    @property
+    def is_csv(self) -> bool:
+        return self.path.suffix == ".csv"
+
+    def lines(self, rows: Sequence[int]) -> list[int]:
+        """1-based line (CSV, header = 1) or row (Parquet) of each 0-based data row."""
+        if not self.is_csv:
+            return [int(r) + 1 for r in rows]
+        starts = _csv_record_lines(self.path, upto=max(rows, default=0) + 1)
+        return [starts[r + 1] if r + 1 < len(starts) else int(r) + 2 for r in rows]
+
+    def error(self, row: int | None, field: str | None, message: str) -> DataFormatError:
+        if row is None:
+            return DataFormatError(self.path, None, field, message)
+        line = self.lines([row])[0]
+        if not self.is_csv:
+            message = f"{message} (row {line})"
+        return DataFormatError(self.path, line, field, message)
+
+    def text(self, col: str) -> pd.Series:
+        """A column as Arrow-backed strings (fast to compare and hash), missing values as ''."""
+        s = self.df[col]
+        if not isinstance(s.dtype, pd.StringDtype):
+            s = s.astype(object).where(s.notna(), None).map(str, na_action="ignore")
+        return s.astype(_STR).fillna("")
+
+    def require_columns(self, names: Sequence[str]) -> None:
+        have = [str(c) for c in self.df.columns]
+        for col in names:
+            if col not in have:
+                line = 1 if self.is_csv else None
+                raise DataFormatError(
+                    self.path, line, col, f"missing required column (the header has: {', '.join(have)})"
+                )
+
+    def require_rows(self) -> None:
+        if len(self.df) == 0:
+            raise DataFormatError(self.path, 2 if self.is_csv else None, None, "no data rows")
+
+    def require_nonempty(self, col: str, values: pd.Series) -> None:
+        bad = np.flatnonzero((values == "").to_numpy())
+        if len(bad):
+            raise self.error(int(bad[0]), col, "empty value; this field is required")
+
+
+def _csv_record_lines(path: Path, upto: int) -> list[int]:
+    """Starting physical line of the non-blank CSV records 0..upto (record 0 is the header).
+
+    Only used to build an error message, so a Python loop over the file is fine here. Blank lines are
+    skipped, as the reader skips them; quoted values may span lines.
+    """
+    starts: list[int] = []
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
+        reader = csv.reader(f)
+        end = 0
+        for rec in reader:
+            start, end = end + 1, reader.line_num
+            if rec:
+                starts.append(start)
+                if len(starts) > upto:
+                    break
+    return starts
+
+
+def _first_bad_width(path: Path) -> tuple[int, int, int] | None:
+    """(line, fields expected, fields found) of the first record whose width differs from the header's."""
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
+        reader = csv.reader(f)
+        width = None
+        end = 0
+        for rec in reader:
+            start, end = end + 1, reader.line_num
+            if not rec:
+                continue
+            if width is None:
+                width = len(rec)
+            elif len(rec) != width:
+                return start, width, len(rec)
+    return None
+
+
+def _read_table(path: Path) -> _Table:
+    """Read a CSV with every column as a string (so bad values stay visible) or a Parquet table."""
+    if path.suffix == ".parquet":
+        try:
+            df = pd.read_parquet(path)
+        except Exception as e:  # pyarrow raises several types for a corrupt file
+            raise DataFormatError(path, None, None, f"cannot read Parquet file: {e}") from None
+        df.columns = [str(c) for c in df.columns]
+        return _Table(path, df.reset_index(drop=True))
+    try:
+        # The pyarrow engine rejects rows with the wrong number of fields, which the C engine pads
+        # silently; quoted values may contain newlines.
+        df = pd.read_csv(path, engine="pyarrow", dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise DataFormatError(path, 1, None, "file is empty; expected a header line") from None
+    except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as e:
+        try:
+            bad = _first_bad_width(path)
+        except UnicodeDecodeError:
+            bad = None
+        if bad is not None:
+            line, want, got = bad
+            raise DataFormatError(
+                path, line, None, f"expected {want} fields like the header, found {got}"
+            ) from None
+        raise DataFormatError(path, None, None, f"cannot parse CSV: {e}") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    return _Table(path, df)
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    found = [folder / f"{stem}.{ext}" for ext in FORMATS if (folder / f"{stem}.{ext}").is_file()]
+    if len(found) > 1:
+        raise DataFormatError(
+            found[1], None, None, f"both {found[0].name} and {found[1].name} exist; keep only one"
+        )
+    return found[0] if found else None
+
+
+def _read_meta(folder: Path) -> tuple[str | None, tuple[str, str] | None]:
+    path = folder / META_FILE
+    if not path.is_file():
+        return None, None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataFormatError(path, e.lineno, None, f"invalid JSON: {e.msg}") from None
+    except UnicodeDecodeError:
+        raise DataFormatError(path, None, None, "not UTF-8 text") from None
+    if not isinstance(raw, dict):
+        raise DataFormatError(path, None, None, "expected a JSON object")
+    name = raw.get("name")
+    if name is not None and not isinstance(name, str):
+        raise DataFormatError(path, None, "name", "expected a string")
+    domains = raw.get("domains")
+    if domains is None:
+        return name, None
+    if (
+        not isinstance(domains, list)
+        or len(domains) != 2
+        or not all(isinstance(d, str) and d for d in domains)
+        or domains[0] == domains[1]
+    ):
+        raise DataFormatError(path, None, "domains", f"expected two distinct domain names, got {domains!r}")
+    return name, (domains[0], domains[1])
+
+
+# ---- validation and conversion ---------------------------------------------------------------------
+def _domains_of(table: _Table, values: pd.Series, fixed: tuple[str, str] | None) -> tuple[str, str]:
+    """The two domain names, in order; every row's name must be one of them."""
+    if fixed is not None:
+        bad = np.flatnonzero(~values.isin(fixed).to_numpy())
+        if len(bad):
+            r = int(bad[0])
+            raise table.error(
+                r, "domain", f"domain {values.iloc[r]!r} is not one of {list(fixed)} set in {META_FILE}"
+            )
+        seen = set(pd.unique(values))
+        if len(seen) != 2:
+            raise table.error(
+                None, "domain", f"only domain {sorted(seen)} present; expected both {list(fixed)}"
+            )
+        return fixed
+    uniq = pd.unique(values)
+    if len(uniq) > 2:
+        r = int(np.flatnonzero((values == uniq[2]).to_numpy())[0])
+        raise table.error(
+            r,
+            "domain",
+            f"a third domain {uniq[2]!r} (already have {uniq[0]!r}, {uniq[1]!r}); a dataset has exactly two",
+        )
+    if len(uniq) < 2:
+        raise table.error(None, "domain", f"only one domain {uniq[0]!r}; a dataset has exactly two")
+    return str(uniq[0]), str(uniq[1])
+
+
+def _timestamps(table: _Table, col: str) -> np.ndarray:
+    """Integer unix seconds; anything else (empty, '1.5', 'x') is reported at its row."""
+    s = table.df[col]
+    if pd.api.types.is_integer_dtype(s.dtype) and not s.isna().any():
+        return s.to_numpy(dtype=np.int64)
+    if pd.api.types.is_float_dtype(s.dtype):
+        v = s.to_numpy(dtype=np.float64)
+        ok = np.isfinite(v) & (v == np.floor(v)) & (np.abs(v) < 2**62)
+        bad = np.flatnonzero(~ok)
+        if len(bad):
+            raise table.error(int(bad[0]), col, f"expected an integer unix timestamp, got {v[bad[0]]!r}")
+        return v.astype(np.int64)
+    text = table.text(col)
+    arr = pa.array(text)  # Arrow kernels: pandas' own regex here runs per row in Python
+    ok = pc.match_substring_regex(arr, r"^\s*[+-]?[0-9]{1,18}\s*$").to_numpy(zero_copy_only=False)
+    bad = np.flatnonzero(~ok)
+    if len(bad):
+        r = int(bad[0])
+        raise table.error(r, col, f"expected an integer unix timestamp (seconds), got {text.iloc[r]!r}")
+    return pc.cast(pc.utf8_trim_whitespace(arr), pa.int64()).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _optional_text(table: _Table, col: str, order: np.ndarray) -> list[str | None]:
+    if col not in table.df.columns:
+        return [None] * len(order)
+    values = table.text(col).to_numpy(dtype=object)[order]
+    return np.where(values == "", None, values).tolist()
+
+
+def load_canonical(folder: Path, name: str | None = None) -> CDDataset:
+    """Load a canonical folder; `name` overrides `dataset.json`'s name, else the folder name is used."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetNotFoundError(f"{folder}: not a folder")
+    items_path = _find(folder, ITEMS)
+    if items_path is None:
+        raise DatasetNotFoundError(f"{folder}: no {ITEMS}.csv or {ITEMS}.parquet")
+    inter_path = _find(folder, INTERACTIONS)
+    if inter_path is None:
+        raise DataFormatError(
+            folder / f"{INTERACTIONS}.csv", None, None, f"not found (nor {INTERACTIONS}.parquet)"
+        )
+    meta_name, fixed_domains = _read_meta(folder)
+
+    # items
+    it = _read_table(items_path)
+    it.require_columns(ITEM_REQUIRED)
+    it.require_rows()
+    keys = it.text("item_id")
+    dom_names = it.text("domain")
+    it.require_nonempty("item_id", keys)
+    it.require_nonempty("domain", dom_names)
+    dup = np.flatnonzero(keys.duplicated().to_numpy())
+    if len(dup):
+        r = int(dup[0])
+        first = int(np.flatnonzero((keys == keys.iloc[r]).to_numpy())[0])
+        where = f"{'line' if it.is_csv else 'row'} {it.lines([first])[0]}"
+        raise it.error(r, "item_id", f"duplicate item_id {keys.iloc[r]!r} (first at {where})")
+    domains = _domains_of(it, dom_names, fixed_domains)
+    dom = (dom_names == domains[1]).to_numpy().astype(np.int8)
+    order = np.argsort(dom, kind="stable")
+    item_keys = keys.to_numpy(dtype=object)[order]
+    items = make_items_frame(
+        item_keys,
+        dom[order],
+        titles=_optional_text(it, "title", order),
+        descriptions=_optional_text(it, "description", order),
+        images=_optional_text(it, "image", order),
+    )
+
+    # interactions
+    tb = _read_table(inter_path)
+    tb.require_columns(INTERACTION_REQUIRED)
+    tb.require_rows()
+    users = tb.text("user_id")
+    tb.require_nonempty("user_id", users)
+    item_col = tb.text("item_id")
+    codes, uniq = pd.factorize(item_col)  # look up each distinct id once, not every row
+    gid = (pd.Index(item_keys).get_indexer(uniq) + 1)[codes]
+    unknown = np.flatnonzero(gid == 0)
+    if len(unknown):
+        r = int(unknown[0])
+        raise tb.error(r, "item_id", f"unknown item_id {item_col.iloc[r]!r} (not in {items_path.name})")
+    ts = _timestamps(tb, "timestamp")
+    ucode, ukeys = pd.factorize(users, sort=False)
+    seq_order = np.argsort(ts, kind="stable")  # by time, ties in file order ...
+    seq_order = seq_order[np.argsort(ucode[seq_order], kind="stable")]  # ... then grouped by user
+    lengths = np.bincount(ucode, minlength=len(ukeys))
+    return CDDataset(
+        name=name or meta_name or folder.name,
+        domains=domains,
+        items=items,
+        user_keys=np.asarray(ukeys, dtype=object),
+        sequences=Ragged.from_lengths(lengths, gid[seq_order]),
+        timestamps=Ragged.from_lengths(lengths, ts[seq_order]),
+        source=str(folder),
+    )
+
+
+# ---- writing ---------------------------------------------------------------------------------------
+def _cell(v: object) -> str | None:
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+        return None
+    return str(v)
+
+
+def write_canonical(ds: CDDataset, folder: Path, fmt: Format = "csv") -> None:
+    """Write `ds` as a canonical folder that `load_canonical` reads back unchanged.
+
+    Files are written to a temporary folder beside the target and moved in with `os.replace`, so a crash
+    never leaves a half-written file. Files of the other format are removed, so the folder stays
+    unambiguous. Without timestamps, each user's positions (0, 1, ...) are written instead.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
+    if len(set(ds.domains)) != 2 or not all(ds.domains):
+        raise ValueError(f"{ds.name}: two distinct, non-empty domain names needed, got {ds.domains}")
+    dom = ds.items["domain"].to_numpy(dtype=np.int8)
+    if not ((dom == 0).any() and (dom == 1).any()):
+        raise ValueError(f"{ds.name}: the canonical format needs items in both domains")
+    keys = np.asarray([_cell(k) or "" for k in ds.items["key"]], dtype=object)
+    if (keys == "").any() or pd.Index(keys).has_duplicates:
+        raise ValueError(f"{ds.name}: item keys must be unique and non-empty to be written")
+    names = np.asarray(ds.domains, dtype=object)
+    items = pd.DataFrame(
+        {
+            "item_id": keys,
+            "domain": names[dom],
+            **{c: [_cell(v) for v in ds.items[c]] for c in ITEM_OPTIONAL},
+        }
+    )
+    inter = ds.interactions()
+    interactions = pd.DataFrame(
+        {
+            "user_id": np.asarray([str(u) for u in ds.user_keys], dtype=object)[inter["user"].to_numpy()],
+            "item_id": keys[inter["item"].to_numpy() - 1],
+            "timestamp": inter["timestamp"].to_numpy(dtype=np.int64),
+        }
+    )
+    meta = {"name": ds.name, "domains": list(ds.domains)}
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-canonical-", dir=folder))
+    try:
+        written = []
+        for stem, df in ((ITEMS, items), (INTERACTIONS, interactions)):
+            target = tmp / f"{stem}.{fmt}"
+            if fmt == "csv":
+                df.to_csv(target, index=False, lineterminator="\n")
+            else:
+                df.to_parquet(target, index=False)
+            written.append(target)
+        meta_path = tmp / META_FILE
+        meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        written.append(meta_path)
+        for p in written:
+            _fsync(p)
+        for p in written:
+            os.replace(p, folder / p.name)
+        for stem in (ITEMS, INTERACTIONS):
+            for other in FORMATS:
+                stale = folder / f"{stem}.{other}"
+                if other != fmt and stale.is_file():
+                    stale.unlink()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file to disk before it is moved into place, so the move publishes complete content."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,22 @@
+"""Errors that point at the exact place in a bad input file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DataFormatError(ValueError):
+    """A data file is malformed. The message names the file, the line (1-based) and the field."""
+
+    def __init__(self, path: str | Path, line: int | None, field: str | None, message: str):
+        self.path = str(path)
+        self.line = line
+        self.field = field
+        self.reason = message
+        where = self.path if line is None else f"{self.path}:{line}"
+        what = f" field '{field}'" if field else ""
+        super().__init__(f"{where}:{what} {message}".replace(": ", ": ", 1))
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset name or path that resolves to nothing loadable."""

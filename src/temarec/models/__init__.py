@@ -1,0 +1,25 @@
+"""Models stage: every model implements `loss`, `score_candidates` and `score_all` (see `base.RecModel`)."""
+
+from __future__ import annotations
+
+from temarec.config import ModelConfig
+from temarec.data.dataset import DatasetInfo
+from temarec.models.base import RecModel
+from temarec.models.gru4rec import GRU4Rec
+from temarec.models.pop import Pop
+from temarec.models.sasrec import SASRec
+from temarec.models.sasrec_single import SASRecSingle
+
+MODELS: dict[str, type[RecModel]] = {m.name: m for m in (Pop, GRU4Rec, SASRec, SASRecSingle)}
+
+
+def build_model(info: DatasetInfo, cfg: ModelConfig, max_len: int = 50) -> RecModel:
+    if cfg.name not in MODELS:
+        raise ValueError(f"unknown model {cfg.name!r}; choose one of {sorted(MODELS)}")
+    cls = MODELS[cfg.name]
+    if cls in (SASRec, SASRecSingle):
+        return cls(info, cfg, max_len=max_len)
+    return cls(info, cfg)
+
+
+__all__ = ["MODELS", "RecModel", "build_model"]

@@ -1,0 +1,126 @@
+"""One interface for every model: a loss, scores for given candidates, scores for all items of a domain.
+
+Sequences are LongTensors `[B, L]` of global item ids, left-padded with 0, latest item last.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from temarec.config import ModelConfig
+from temarec.data.dataset import DatasetInfo
+from temarec.data.ragged import Ragged
+
+
+class RecModel(nn.Module):
+    """Base of all models. Non-trainable models (`pop`) override `fit_static` and set `trainable`."""
+
+    name: ClassVar[str] = "base"
+    trainable: ClassVar[bool] = True
+
+    def __init__(self, info: DatasetInfo, cfg: ModelConfig):
+        super().__init__()
+        self.info = info
+        self.cfg = cfg
+        self.register_buffer(
+            "item_domain", torch.from_numpy(info.item_domain.astype(np.int64)), persistent=False
+        )
+
+    def fit_static(self, train: Ragged) -> None:
+        """Statistics-only models learn here; trainable ones ignore it."""
+
+    def loss(self, window: torch.Tensor) -> torch.Tensor:
+        """Mean next-item loss over a `[B, L+1]` window of training sequences."""
+        raise NotImplementedError
+
+    def score_all(self, seq: torch.Tensor, domain: int) -> torch.Tensor:
+        """`[B, n_domain]` scores of every item of `domain` (local order)."""
+        raise NotImplementedError
+
+    def score_candidates(self, seq: torch.Tensor, domain: int, candidates: torch.Tensor) -> torch.Tensor:
+        """`[B, C]` scores of the given global item ids (all from `domain`)."""
+        local = candidates - self.info.domain_offset[domain]
+        return self.score_all(seq, domain).gather(1, local)
+
+
+def shift(window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and next-item targets of a left-padded window; targets are 0 where there is no input."""
+    inputs, targets = window[:, :-1], window[:, 1:]
+    return inputs, targets.masked_fill(inputs == 0, 0)
+
+
+def domain_subsequence(seq: torch.Tensor, item_domain: torch.Tensor, d: int) -> torch.Tensor:
+    """The items of domain `d` only, still left-padded and in order (a stable sort, no loop)."""
+    keep = (seq > 0) & (item_domain[seq] == d)
+    order = torch.sort(keep.to(torch.int8), dim=1, stable=True).indices
+    return torch.where(keep, seq, 0).gather(1, order)
+
+
+class DotModel(RecModel):
+    """Models whose score is `<user state for domain d, item vector>`; they implement `hidden` + `head`."""
+
+    def __init__(self, info: DatasetInfo, cfg: ModelConfig):
+        super().__init__(info, cfg)
+        self.item_emb = nn.Embedding(info.n_items + 1, cfg.hidden, padding_idx=0)
+        nn.init.normal_(self.item_emb.weight, std=cfg.hidden**-0.5)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
+
+    def hidden(self, seq: torch.Tensor) -> torch.Tensor:
+        """`[B, L, D]` states, one per position."""
+        raise NotImplementedError
+
+    def head(self, h: torch.Tensor, domain: int) -> torch.Tensor:
+        return h
+
+    def item_vectors(self, domain: int) -> torch.Tensor:
+        return self.item_emb.weight[self.info.domain_slice(domain)]
+
+    def user_state(self, seq: torch.Tensor, domain: int) -> torch.Tensor:
+        return self.head(self.hidden(seq)[:, -1], domain)
+
+    def score_all(self, seq: torch.Tensor, domain: int) -> torch.Tensor:
+        return self.user_state(seq, domain) @ self.item_vectors(domain).T
+
+    def score_candidates(self, seq: torch.Tensor, domain: int, candidates: torch.Tensor) -> torch.Tensor:
+        u = self.user_state(seq, domain)
+        return torch.einsum("bd,bcd->bc", u, self.item_emb(candidates))
+
+    def loss(self, window: torch.Tensor) -> torch.Tensor:
+        inputs, targets = shift(window)
+        return self.domain_softmax_loss(self.hidden(inputs), targets)
+
+    def domain_softmax_loss(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy over the target's domain only, at every position that has a target."""
+        tdom = self.item_domain[targets]
+        total, count = h.new_zeros(()), 0
+        for d in (0, 1):
+            mask = (targets > 0) & (tdom == d)
+            n = int(mask.sum())
+            if n == 0:
+                continue
+            total = total + self.softmax_ce(self.head(h[mask], d), targets[mask], d)
+            count += n
+        return total / max(count, 1)
+
+    def softmax_ce(self, u: torch.Tensor, targets: torch.Tensor, d: int) -> torch.Tensor:
+        """Summed cross-entropy of `[n, D]` states against domain `d`: full, or sampled when configured.
+
+        The sampled form shares `softmax_negatives` uniform negatives across the batch (a negative equal
+        to the positive is masked); it trades a little accuracy for speed on large catalogues.
+        """
+        offset, size = self.info.domain_offset[d], self.info.domain_size[d]
+        k = self.cfg.softmax_negatives
+        if k <= 0 or k >= size:
+            logits = u @ self.item_vectors(d).T
+            return F.cross_entropy(logits, targets - offset, reduction="sum")
+        neg = torch.randint(0, size, (k,), device=u.device) + offset
+        pos_logit = (u * self.item_emb(targets)).sum(-1, keepdim=True)
+        neg_logit = (u @ self.item_emb(neg).T).masked_fill(neg[None, :] == targets[:, None], float("-inf"))
+        logits = torch.cat([pos_logit, neg_logit], dim=1)
+        return F.cross_entropy(logits, torch.zeros_like(targets), reduction="sum")

@@ -1,0 +1,1 @@
+"""Serving stage: top-k recommendations from a trained model."""

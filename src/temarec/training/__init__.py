@@ -1,0 +1,1 @@
+"""Training stage: the trainer and the train-and-evaluate run."""
