@@ -32,3 +32,9 @@ def demo_ds():
     from temarec.data.demo import generate_demo
 
     return generate_demo(seed=0, n_users=400, n_items_a=120, n_items_b=100)
+
+
+@pytest.fixture
+def need_real():
+    """`need_real(name)` gives the folder of a real dataset or skips the test with a clear message."""
+    return real_dataset

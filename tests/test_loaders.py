@@ -8,7 +8,6 @@ import pytest
 from temarec.data.errors import DataFormatError
 from temarec.data.loaders import load_abxi, load_llmcdsr, load_urllm
 from temarec.data.registry import load_dataset
-from tests.conftest import real_dataset
 
 
 def test_amazon_food_kitchen_counts(afk):
@@ -41,8 +40,8 @@ def test_timestamps_sorted_and_ties_keep_file_order(afk):
     assert afk.sequences.row(0)[:3].tolist() == [821, 1860, 2986]  # first line of interactions.txt
 
 
-def test_amazon_art_office_counts():
-    ds = load_urllm(real_dataset("amazon-art-office"))
+def test_amazon_art_office_counts(need_real):
+    ds = load_urllm(need_real("amazon-art-office"))
     st = ds.stats()
     assert st["domains"]["Art"]["items"] == 18639 and st["domains"]["Office"]["items"] == 19757
     assert st["users_per_file"] == {"train": 8000, "valid": 577, "test": 1000}
@@ -55,8 +54,8 @@ def test_amazon_art_office_counts():
     assert ds.items.loc[1, "description"].startswith("arts crafts sewing")
 
 
-def test_llmcdsr_counts():
-    ds = load_llmcdsr(real_dataset("llmcdsr-food-kitchen"))
+def test_llmcdsr_counts(need_real):
+    ds = load_llmcdsr(need_real("llmcdsr-food-kitchen"))
     st = ds.stats()
     assert st["domains"]["Food"]["items"] == 8661 and st["domains"]["Kitchen"]["items"] == 27637
     assert st["users_per_file"] == {
@@ -71,8 +70,8 @@ def test_llmcdsr_counts():
     assert ds.items["title"].notna().all()
 
 
-def test_registry_finds_by_name_and_path():
-    folder = real_dataset("amazon-food-kitchen")
+def test_registry_finds_by_name_and_path(need_real):
+    folder = need_real("amazon-food-kitchen")
     assert load_dataset("amazon-food-kitchen").domains == ("Food", "Kitchen")
     assert load_dataset(str(folder)).n_items == 28095
     with pytest.raises(FileNotFoundError, match="not found"):
@@ -116,10 +115,10 @@ def test_bad_item_map_is_an_error(tmp_path):
         load_abxi(folder)
 
 
-def test_malformed_c2dsr_line(tmp_path):
+def test_malformed_c2dsr_line(tmp_path, need_real):
     import shutil
 
-    src = real_dataset("amazon-art-office")
+    src = need_real("amazon-art-office")
     for f in ("item_listA_F.csv", "item_listO_AA_F.csv", "valid_F2.txt", "test_F2.txt"):
         shutil.copy(src / f, tmp_path / f)
     (tmp_path / "train_F2.txt").write_text("0\t2\t0|0|0\t1|1|1\t5|2|2\n0\t3\t0|0|0\t1|1|1\t5|2|2\n")

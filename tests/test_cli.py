@@ -1,0 +1,53 @@
+"""The command line on real data and the demo, and its error messages."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from temarec.cli import app
+
+runner = CliRunner()
+
+
+def test_data_stats_real_counts(need_real):
+    need_real("amazon-food-kitchen")
+    res = runner.invoke(app, ["data", "stats", "amazon-food-kitchen"])
+    assert res.exit_code == 0, res.output
+    lines = {ln.split()[0]: ln.split()[1:] for ln in res.output.splitlines() if ln.strip()}
+    assert lines["Food"][:2] == ["7,144", "11,837"]
+    assert lines["Kitchen"][:2] == ["7,144", "16,258"]
+    assert lines["all"][0] == "7,144" and lines["all"][1] == "28,095" and lines["all"][3] == "173,548"
+
+
+def test_data_stats_published_splits(need_real):
+    need_real("amazon-art-office")
+    res = runner.invoke(app, ["data", "stats", "amazon-art-office", "--json"])
+    assert res.exit_code == 0, res.output
+    st = json.loads(res.output)
+    assert st["domains"]["Art"]["items"] + st["domains"]["Office"]["items"] == st["all"]["items"]
+
+
+def test_train_pop_on_demo(tmp_path):
+    out = tmp_path / "pop"
+    res = runner.invoke(
+        app, ["train", "--dataset", "demo", "--model", "pop", "--output", str(out), "--protocol", "uni100"]
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["protocol"] == "uni100" and set(doc["test"]) == {"Food", "Kitchen", "all"}
+    assert "Kitchen" in res.output and "NDCG@10" in res.output
+
+
+def test_unknown_dataset_and_model_are_clear_errors(tmp_path):
+    res = runner.invoke(
+        app, ["train", "--dataset", "no-such-data", "--model", "pop", "--output", str(tmp_path)]
+    )
+    assert res.exit_code == 2 and "no-such-data" in res.output
+    res = runner.invoke(app, ["train", "--dataset", "demo", "--model", "nope", "--output", str(tmp_path)])
+    assert res.exit_code == 2 and "nope" in res.output
+    res = runner.invoke(app, ["train", "--dataset", "demo", "--protocol", "uni0", "--output", str(tmp_path)])
+    assert res.exit_code == 2
+    res = runner.invoke(app, ["train", "--set", "model.hidden=abc", "--output", str(tmp_path)])
+    assert res.exit_code == 2 and "hidden" in res.output

@@ -1,0 +1,105 @@
+"""Trainer and run: metrics.json layout, selection on validation, and resume after a crash."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from temarec.config import RunConfig
+from temarec.training.run import run
+from temarec.training.trainer import BEST, CHECKPOINT
+
+
+def _cfg(model: str = "sasrec", epochs: int = 3, **train) -> RunConfig:
+    return RunConfig.model_validate(
+        {
+            "data": {"dataset": "demo", "max_len": 20},
+            "model": {"name": model, "hidden": 16, "layers": 1},
+            "train": {"seed": 0, "epochs": epochs, "batch_size": 64, "threads": 1, **train},
+            "eval": {"protocols": ["full", "uni20"]},
+        }
+    )
+
+
+def test_run_writes_metrics_document(tmp_path, demo_ds):
+    doc = run(_cfg(epochs=2), tmp_path, progress=False, dataset=demo_ds)
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk == doc
+    assert doc["protocol"] == "full" and doc["seed"] == 0 and doc["model"] == "sasrec"
+    for part in ("valid", "test"):
+        assert set(doc[part]) == {"Food", "Kitchen", "all"}
+        for m in doc[part].values():
+            assert {"HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR", "n"} <= set(m)
+            assert 0.0 <= m["NDCG@10"] <= m["HR@10"] <= 1.0
+    # the "all" row counts every instance of both domains
+    assert doc["test"]["all"]["n"] == doc["test"]["Food"]["n"] + doc["test"]["Kitchen"]["n"]
+    other = json.loads((tmp_path / "metrics-uni20.json").read_text())
+    assert other["protocol"] == "uni20" and other["training"] == doc["training"]
+    lines = (tmp_path / "epochs.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+    assert (tmp_path / "epochs.csv").read_text().startswith("epoch,loss")
+    ranks = np.load(tmp_path / "ranks-full.npz")
+    assert len(ranks["test_ranks"]) == doc["test"]["all"]["n"]
+
+
+def test_pop_needs_no_training(tmp_path, demo_ds):
+    doc = run(_cfg("pop"), tmp_path, progress=False, dataset=demo_ds)
+    assert doc["training"] == {} and not (tmp_path / CHECKPOINT).exists()
+    assert doc["test"]["all"]["HR@10"] > 0
+
+
+def test_selection_keeps_best_validation_epoch(tmp_path, demo_ds):
+    doc = run(_cfg(epochs=4), tmp_path, progress=False, dataset=demo_ds)
+    rows = [json.loads(x) for x in (tmp_path / "epochs.jsonl").read_text().splitlines()]
+    best = max(rows, key=lambda r: r["valid_NDCG@10"])
+    assert doc["training"]["best_epoch"] == best["epoch"]
+    # the reported validation score is the one of the restored best checkpoint
+    mean = (doc["valid"]["Food"]["NDCG@10"] + doc["valid"]["Kitchen"]["NDCG@10"]) / 2
+    assert mean == pytest.approx(best["valid_NDCG@10"], abs=1e-6)
+
+
+def test_resume_after_crash_matches_uninterrupted_run(tmp_path, demo_ds, monkeypatch):
+    cfg = _cfg(epochs=4)
+    full = run(cfg, tmp_path / "full", progress=False, dataset=demo_ds)
+
+    from temarec.training import trainer as trainer_mod
+
+    real_fit_epoch = trainer_mod.Trainer.train_epoch
+    calls = {"n": 0}
+
+    def crashing(self):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("simulated crash in epoch 3")
+        return real_fit_epoch(self)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "train_epoch", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, tmp_path / "crash", progress=False, dataset=demo_ds)
+    assert not (tmp_path / "crash" / "metrics.json").exists()
+    assert torch.load(tmp_path / "crash" / CHECKPOINT, weights_only=True)["epoch"] == 2
+    monkeypatch.setattr(trainer_mod.Trainer, "train_epoch", real_fit_epoch)
+    resumed = run(cfg, tmp_path / "crash", progress=False, dataset=demo_ds)
+    assert resumed["training"]["epochs"] == 4
+    assert resumed["valid"] == full["valid"] and resumed["test"] == full["test"]
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(tmp_path / "full" / BEST)), load_file(str(tmp_path / "crash" / BEST))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_refuses_other_configuration(tmp_path, demo_ds):
+    run(_cfg(epochs=1), tmp_path, progress=False, dataset=demo_ds)
+    (tmp_path / "metrics.json").unlink()
+    with pytest.raises(RuntimeError, match="another configuration"):
+        run(_cfg(epochs=1, lr=0.01), tmp_path, progress=False, dataset=demo_ds)
+
+
+def test_trained_model_beats_popularity_on_demo(tmp_path, demo_ds):
+    """The demo world has cross-domain tastes; a sequence model must find more than popularity."""
+    pop = run(_cfg("pop"), tmp_path / "pop", progress=False, dataset=demo_ds)
+    sas = run(_cfg(epochs=15, lr=3e-3), tmp_path / "sas", progress=False, dataset=demo_ds)
+    assert sas["valid"]["all"]["NDCG@10"] > pop["valid"]["all"]["NDCG@10"]
