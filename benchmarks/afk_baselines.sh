@@ -6,7 +6,8 @@
 set -euo pipefail
 OUT=${1:-results/amazon-food-kitchen}
 COMMON=(--dataset amazon-food-kitchen --protocol full --protocol uni999 --quiet
-        --set train.epochs=50 --set train.patience=5 --set model.softmax_negatives=1000)
+        --set train.epochs=80 --set train.patience=10 --set train.batch_size=128 --set train.lr=2e-3
+        --set model.dropout=0.5 --set model.softmax_negatives=1000)
 run() {  # model seed
   local dir="$OUT/$1/seed$2"
   if [[ -f "$dir/metrics.json" ]]; then echo "skip $dir"; return; fi

@@ -31,6 +31,22 @@ class ModelConfig(_Strict):
         ge=0,
         description="0: full softmax over the target domain; k: sampled softmax with k shared negatives",
     )
+    # tema only: each ablation of SPEC is one flag
+    use_text: bool = True
+    use_image: bool = True
+    use_tags: bool = True
+    id_only: bool = Field(False, description="ablation: ID embeddings only (no text, image or tags)")
+    tag_fusion: Literal["attention", "rank", "idf", "mean"] = "attention"
+    cross_attention: bool = True
+    intra_attention: bool = True
+    tag_attention: bool = True
+    max_tags: int = Field(8, ge=1)
+
+    def model_post_init(self, _context) -> None:
+        if self.id_only:
+            object.__setattr__(self, "use_text", False)
+            object.__setattr__(self, "use_image", False)
+            object.__setattr__(self, "use_tags", False)
 
 
 class TrainConfig(_Strict):

@@ -9,14 +9,18 @@ from temarec.models.gru4rec import GRU4Rec
 from temarec.models.pop import Pop
 from temarec.models.sasrec import SASRec
 from temarec.models.sasrec_single import SASRecSingle
+from temarec.models.tema import TEMA
 
-MODELS: dict[str, type[RecModel]] = {m.name: m for m in (Pop, GRU4Rec, SASRec, SASRecSingle)}
+MODELS: dict[str, type[RecModel]] = {m.name: m for m in (Pop, GRU4Rec, SASRec, SASRecSingle, TEMA)}
 
 
-def build_model(info: DatasetInfo, cfg: ModelConfig, max_len: int = 50) -> RecModel:
+def build_model(info: DatasetInfo, cfg: ModelConfig, max_len: int = 50, features=None) -> RecModel:
+    """A model by `cfg.name`; content-aware models (`needs_features`) take `features` (ItemFeatures)."""
     if cfg.name not in MODELS:
         raise ValueError(f"unknown model {cfg.name!r}; choose one of {sorted(MODELS)}")
     cls = MODELS[cfg.name]
+    if getattr(cls, "needs_features", False):
+        return cls(info, cfg, max_len=max_len, features=features)
     if cls in (SASRec, SASRecSingle):
         return cls(info, cfg, max_len=max_len)
     return cls(info, cfg)

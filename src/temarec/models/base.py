@@ -78,7 +78,12 @@ class DotModel(RecModel):
     def head(self, h: torch.Tensor, domain: int) -> torch.Tensor:
         return h
 
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """Item vectors of any-shaped global ids (0 = padding); both the input and output side use it."""
+        return self.item_emb(ids)
+
     def item_vectors(self, domain: int) -> torch.Tensor:
+        """`[n_domain, D]` vectors of every item of `domain`, in local order."""
         return self.item_emb.weight[self.info.domain_slice(domain)]
 
     def user_state(self, seq: torch.Tensor, domain: int) -> torch.Tensor:
@@ -89,7 +94,7 @@ class DotModel(RecModel):
 
     def score_candidates(self, seq: torch.Tensor, domain: int, candidates: torch.Tensor) -> torch.Tensor:
         u = self.user_state(seq, domain)
-        return torch.einsum("bd,bcd->bc", u, self.item_emb(candidates))
+        return torch.einsum("bd,bcd->bc", u, self.embed(candidates))
 
     def loss(self, window: torch.Tensor) -> torch.Tensor:
         inputs, targets = shift(window)
@@ -120,7 +125,7 @@ class DotModel(RecModel):
             logits = u @ self.item_vectors(d).T
             return F.cross_entropy(logits, targets - offset, reduction="sum")
         neg = torch.randint(0, size, (k,), device=u.device) + offset
-        pos_logit = (u * self.item_emb(targets)).sum(-1, keepdim=True)
-        neg_logit = (u @ self.item_emb(neg).T).masked_fill(neg[None, :] == targets[:, None], float("-inf"))
+        pos_logit = (u * self.embed(targets)).sum(-1, keepdim=True)
+        neg_logit = (u @ self.embed(neg).T).masked_fill(neg[None, :] == targets[:, None], float("-inf"))
         logits = torch.cat([pos_logit, neg_logit], dim=1)
         return F.cross_entropy(logits, torch.zeros_like(targets), reduction="sum")

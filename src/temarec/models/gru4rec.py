@@ -20,7 +20,7 @@ class GRU4Rec(DotModel):
         self.heads = nn.ModuleList(nn.Linear(cfg.hidden, cfg.hidden) for _ in range(2))
 
     def hidden(self, seq: torch.Tensor) -> torch.Tensor:
-        out, _ = self.gru(self.drop(self.item_emb(seq)))
+        out, _ = self.gru(self.drop(self.embed(seq)))
         return out
 
     def head(self, h: torch.Tensor, domain: int) -> torch.Tensor:

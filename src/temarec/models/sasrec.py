@@ -76,7 +76,7 @@ class SASRec(DotModel):
         self.heads = nn.ModuleList(nn.Linear(cfg.hidden, cfg.hidden) for _ in range(2))
 
     def hidden(self, seq: torch.Tensor) -> torch.Tensor:
-        return self.encoder(self.item_emb(seq), seq)
+        return self.encoder(self.embed(seq), seq)
 
     def head(self, h: torch.Tensor, domain: int) -> torch.Tensor:
         return h + self.heads[domain](h)

@@ -25,7 +25,7 @@ class SASRecSingle(DotModel):
 
     def domain_hidden(self, seq: torch.Tensor, d: int) -> torch.Tensor:
         sub = domain_subsequence(seq, self.item_domain, d)
-        return self.encoders[d](self.item_emb(sub), sub)
+        return self.encoders[d](self.embed(sub), sub)
 
     def user_state(self, seq: torch.Tensor, domain: int) -> torch.Tensor:
         return self.domain_hidden(seq, domain)[:, -1]
@@ -39,7 +39,7 @@ class SASRecSingle(DotModel):
             n = int(mask.sum())
             if n == 0:
                 continue
-            h = self.encoders[d](self.item_emb(inputs), inputs)
+            h = self.encoders[d](self.embed(inputs), inputs)
             total = total + self.softmax_ce(h[mask], targets[mask], d)
             count += n
         return total / max(count, 1)

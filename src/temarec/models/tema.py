@@ -1,0 +1,270 @@
+"""TEMA: Tag-Enriched Multi-Attention over multimodal item vectors (SPEC stages 2-4).
+
+Item side: an ID embedding fused with projected text, image and tag vectors by a learned gate that only
+looks at the modalities an item has; an item never seen in training drops its (untrained) ID vector and
+is scored from content alone. The tag vector is a weighted fusion of the item's tags (learned attention
+with a rank/relevance prior, rank, inverse frequency, or plain mean as the ablation).
+
+User side, per position of the mixed sequence: cross-domain causal attention over the mixed sequence,
+intra-domain causal attention over the A-only and B-only subsequences (mapped back to mixed positions),
+and attention over the individual tags of the history. A higher attention level, with one learned query
+per target domain, fuses these states into the user state of that domain.
+
+Every ablation of SPEC is one config flag (see `ModelConfig`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from temarec.config import ModelConfig
+from temarec.data.dataset import DatasetInfo
+from temarec.data.ragged import Ragged
+from temarec.features.item_features import ItemFeatures
+from temarec.models.base import DotModel, domain_subsequence
+from temarec.models.sasrec import SASRecEncoder
+
+NEG = -1e9
+
+
+class TagFusion(nn.Module):
+    """One vector per item from its tags; `mode` in attention | rank | idf | mean."""
+
+    def __init__(self, feats: ItemFeatures, dim: int, mode: str, dropout: float):
+        super().__init__()
+        v = feats.n_tags
+        self.mode = mode
+        self.register_buffer(
+            "tag_ids", torch.from_numpy(np.where(feats.tag_ids < 0, v, feats.tag_ids)), False
+        )
+        self.register_buffer("tag_valid", torch.from_numpy(feats.tag_ids >= 0), False)
+        prior = torch.from_numpy(feats.tag_weights).clamp_min(1e-6)
+        self.register_buffer("log_prior", prior.log().masked_fill(~self.tag_valid, 0.0), False)
+        idf = np.log((feats.n_items + 1) / (1.0 + feats.tag_count)).astype(np.float32)
+        self.register_buffer("idf", torch.from_numpy(np.append(idf, 0.0)), False)
+        self.tag_id_emb = nn.Embedding(v + 1, dim, padding_idx=v)
+        nn.init.normal_(self.tag_id_emb.weight, std=dim**-0.5)
+        if feats.tag_text is not None:
+            self.register_buffer(
+                "tag_text", torch.from_numpy(np.vstack([feats.tag_text, 0 * feats.tag_text[:1]])), False
+            )
+            self.text_proj = nn.Linear(feats.tag_text.shape[1], dim)
+        else:
+            self.tag_text = None
+        self.query = nn.Parameter(torch.zeros(dim))
+        self.key = nn.Linear(dim, dim, bias=False)
+        self.drop = nn.Dropout(dropout)
+
+    def tag_vectors(self, tag_ids: torch.Tensor) -> torch.Tensor:
+        """Vectors of tag ids (pad id -> zeros): a learned id vector plus the projected tag text."""
+        vec = self.tag_id_emb(tag_ids)
+        if self.tag_text is not None:
+            vec = vec + self.text_proj(self.tag_text[tag_ids]) * (tag_ids < self.idf.shape[0] - 1).unsqueeze(
+                -1
+            )
+        return vec
+
+    def forward(
+        self, ids: torch.Tensor, context: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(vectors [..., D], has_tags [...])` for item ids of any shape."""
+        tids, valid = self.tag_ids[ids], self.tag_valid[ids]
+        vec = self.drop(self.tag_vectors(tids))  # [..., T, D]
+        if self.mode == "mean":
+            w = valid.float()
+        elif self.mode == "rank":
+            w = self.log_prior[ids].exp() * valid
+        elif self.mode == "idf":
+            w = self.idf[tids] * valid
+        else:  # learned attention, anchored on the prior so that rank still matters early in training
+            q = self.query if context is None else self.query + context
+            logits = (self.key(vec) * q.unsqueeze(-2)).sum(-1) / math.sqrt(vec.shape[-1]) + self.log_prior[
+                ids
+            ]
+            w = torch.softmax(logits.masked_fill(~valid, NEG), dim=-1) * valid
+        w = w / w.sum(-1, keepdim=True).clamp_min(1e-9)
+        return (w.unsqueeze(-1) * vec).sum(-2), valid.any(-1)
+
+
+class ItemEncoder(nn.Module):
+    """Fuses ID, text, image and tag vectors of items through a gate over the modalities each item has."""
+
+    def __init__(self, info: DatasetInfo, cfg: ModelConfig, feats: ItemFeatures | None):
+        super().__init__()
+        dim = cfg.hidden
+        self.id_emb = nn.Embedding(info.n_items + 1, dim, padding_idx=0)
+        nn.init.normal_(self.id_emb.weight, std=dim**-0.5)
+        self.register_buffer("seen", torch.ones(info.n_items + 1, dtype=torch.bool), False)
+        self.use_text = cfg.use_text and feats is not None and feats.text is not None
+        self.use_image = cfg.use_image and feats is not None and feats.image is not None
+        self.use_tags = cfg.use_tags and feats is not None and feats.tag_ids is not None and feats.n_tags > 0
+        self.drop = nn.Dropout(cfg.dropout)
+        if self.use_text:
+            self.register_buffer("text", torch.from_numpy(feats.text.astype(np.float32)), False)
+            self.register_buffer("text_mask", torch.from_numpy(feats.text_mask), False)
+            self.text_proj = nn.Sequential(
+                nn.Linear(feats.text.shape[1], dim), nn.GELU(), nn.Linear(dim, dim)
+            )
+        if self.use_image:
+            self.register_buffer("image", torch.from_numpy(feats.image.astype(np.float32)), False)
+            self.register_buffer("image_mask", torch.from_numpy(feats.image_mask), False)
+            self.image_proj = nn.Sequential(
+                nn.Linear(feats.image.shape[1], dim), nn.GELU(), nn.Linear(dim, dim)
+            )
+        if self.use_tags:
+            self.tags = TagFusion(feats, dim, cfg.tag_fusion, cfg.dropout)
+        n_mod = 1 + self.use_text + self.use_image + self.use_tags
+        self.gate = nn.Linear(dim, 1) if n_mod > 1 else None
+        self.gate_bias = nn.Parameter(torch.zeros(n_mod))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        id_vec = self.id_emb(ids)
+        if self.gate is None:
+            return id_vec
+        mods, masks = [id_vec], [self.seen[ids]]
+        content = None
+        if self.use_text:
+            t = self.text_proj(self.text[ids])
+            mods.append(t)
+            masks.append(self.text_mask[ids])
+            content = t
+        if self.use_image:
+            mods.append(self.image_proj(self.image[ids]))
+            masks.append(self.image_mask[ids])
+        if self.use_tags:
+            g, has = self.tags(ids, context=content)
+            mods.append(g)
+            masks.append(has)
+        m = torch.stack(mods, dim=-2)  # [..., K, D]
+        mask = torch.stack(masks, dim=-1)
+        mask[..., 0] = mask[..., 0] | ~mask[..., 1:].any(-1)  # an item with nothing else keeps its ID
+        logits = self.gate(torch.tanh(m)).squeeze(-1) + self.gate_bias
+        w = torch.softmax(logits.masked_fill(~mask, NEG), dim=-1)
+        fused = (w.unsqueeze(-1) * self.drop(m)).sum(-2)
+        return fused * (ids > 0).unsqueeze(-1)  # padding stays exactly zero
+
+
+class TagHistoryAttention(nn.Module):
+    """Each position attends over the individual tags of the items up to it (plus a learned null tag)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.null = nn.Parameter(torch.zeros(2 * dim))
+        self.out = nn.Linear(dim, dim)
+        self.drop = nn.Dropout(dropout)
+        self.ln = nn.LayerNorm(dim)
+
+    def forward(self, query: torch.Tensor, tag_vec: torch.Tensor, tag_valid: torch.Tensor) -> torch.Tensor:
+        """query `[B, L, D]`; tag_vec `[B, L, T, D]`; tag_valid `[B, L, T]` -> `[B, L, D]`."""
+        b, n, t, d = tag_vec.shape
+        h = self.heads
+        kv = torch.cat([self.null.expand(b, 1, 2 * d), self.kv(tag_vec.reshape(b, n * t, d))], dim=1)
+        k, v = kv.view(b, 1 + n * t, 2, h, d // h).permute(2, 0, 3, 1, 4)
+        q = self.q(self.ln(query)).view(b, n, h, d // h).transpose(1, 2)
+        pos = torch.arange(n, device=query.device)
+        causal = (pos[None, :, None] >= pos[None, None, :]).expand(b, n, n)  # query i sees items j <= i
+        ok = causal.unsqueeze(-1) & tag_valid.unsqueeze(1)  # [B, L, L, T]
+        ok = torch.cat([ok.new_ones(b, n, 1), ok.reshape(b, n, n * t)], dim=-1).unsqueeze(1)
+        drop = self.drop.p if self.training else 0.0
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=ok, dropout_p=drop)
+        return self.drop(self.out(att.transpose(1, 2).reshape(b, n, d)))
+
+
+class TEMA(DotModel):
+    name = "tema"
+    needs_features = True
+
+    def __init__(
+        self, info: DatasetInfo, cfg: ModelConfig, max_len: int = 50, features: ItemFeatures | None = None
+    ):
+        super().__init__(info, cfg)
+        dim = cfg.hidden
+        del self.item_emb  # the item encoder owns the ID embedding
+        self.items = ItemEncoder(info, cfg, features)
+        enc = lambda: SASRecEncoder(dim, max_len, cfg.layers, cfg.heads, cfg.dropout)  # noqa: E731
+        self.cross = enc() if cfg.cross_attention else None
+        self.intra = nn.ModuleList(enc() for _ in range(2)) if cfg.intra_attention else None
+        if self.cross is None and self.intra is None:
+            raise ValueError("tema needs cross_attention or intra_attention (or both)")
+        self.tag_att = (
+            TagHistoryAttention(dim, cfg.heads, cfg.dropout)
+            if cfg.tag_attention and self.items.use_tags
+            else None
+        )
+        self.empty = nn.Parameter(torch.zeros(dim))  # intra state before the first item of a domain
+        self.fuse_q = nn.Parameter(torch.randn(2, dim) * dim**-0.5)
+        self.fuse_k = nn.Linear(dim, dim, bias=False)
+        self.heads_out = nn.ModuleList(nn.Linear(dim, dim) for _ in range(2))
+        self._cache: dict[int, torch.Tensor] = {}
+
+    # ---- items ------------------------------------------------------------------------------------
+    def fit_static(self, train: Ragged) -> None:
+        """Items never seen in training are scored from content only (their ID vector is untrained)."""
+        seen = np.zeros(self.info.n_items + 1, dtype=bool)
+        seen[np.unique(train.values)] = True
+        self.items.seen.copy_(torch.from_numpy(seen))
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.items(ids)
+
+    def item_vectors(self, domain: int) -> torch.Tensor:
+        if self.training:
+            self._cache.clear()
+        elif domain in self._cache:
+            return self._cache[domain]
+        sl = self.info.domain_slice(domain)
+        vec = self.items(torch.arange(sl.start, sl.stop, device=self.empty.device))
+        if not self.training:
+            self._cache[domain] = vec
+        return vec
+
+    def train(self, mode: bool = True):
+        self._cache.clear()  # item vectors change with the weights
+        return super().train(mode)
+
+    # ---- users ------------------------------------------------------------------------------------
+    def _intra_states(self, seq: torch.Tensor, d: int) -> torch.Tensor:
+        """State of the domain-`d` encoder after the last `d` item at or before each mixed position."""
+        sub = domain_subsequence(seq, self.item_domain, d)
+        h = self.intra[d](self.embed(sub), sub)  # [B, L, D], left-padded like `sub`
+        n = seq.shape[1]
+        is_d = (seq > 0) & (self.item_domain[seq] == d)
+        count = is_d.long().cumsum(1)  # d-items seen up to each position
+        total = count[:, -1:]
+        idx = (n - total + count - 1).clamp(0, n - 1)
+        out = h.gather(1, idx.unsqueeze(-1).expand(-1, -1, h.shape[-1]))
+        return torch.where((count > 0).unsqueeze(-1), out, self.empty)
+
+    def hidden(self, seq: torch.Tensor) -> torch.Tensor:
+        """`[B, L, K, D]`: the K attention streams (cross, intra A, intra B, tags) at every position."""
+        streams = []
+        if self.cross is not None:
+            streams.append(self.cross(self.embed(seq), seq))
+        if self.intra is not None:
+            streams += [self._intra_states(seq, 0), self._intra_states(seq, 1)]
+        if self.tag_att is not None:
+            tf = self.items.tags
+            tids = tf.tag_ids[seq]
+            valid = tf.tag_valid[seq] & (seq > 0).unsqueeze(-1)
+            query = streams[0]
+            streams.append(query + self.tag_att(query, tf.tag_vectors(tids), valid))
+        return torch.stack(streams, dim=-2)
+
+    def head(self, h: torch.Tensor, domain: int) -> torch.Tensor:
+        """Higher-level attention: a learned query per target domain over that domain's streams."""
+        keep = list(range(h.shape[-2]))
+        if self.intra is not None:
+            base = 1 if self.cross is not None else 0
+            keep.remove(base + (1 - domain))  # the other domain's intra stream does not feed this head
+        s = h[..., keep, :]
+        logits = (self.fuse_k(s) * self.fuse_q[domain]).sum(-1) / math.sqrt(s.shape[-1])
+        u = (torch.softmax(logits, dim=-1).unsqueeze(-1) * s).sum(-2)
+        return u + self.heads_out[domain](u)
