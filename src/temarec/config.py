@@ -40,7 +40,6 @@ class ModelConfig(_Strict):
     cross_attention: bool = True
     intra_attention: bool = True
     tag_attention: bool = True
-    max_tags: int = Field(8, ge=1)
 
     def model_post_init(self, _context) -> None:
         if self.id_only:
@@ -70,8 +69,20 @@ class EvalConfig(_Strict):
     batch_size: int = Field(512, ge=1)
 
 
+class FeaturesConfig(_Strict):
+    """Item features for content-aware models (`tema`); built once per dataset and cached by content."""
+
+    text_encoder: str | None = None  # None: the packaged MiniLM; else a local sentence-transformers folder
+    tags: str | None = "auto"  # tag source under artifacts/tags/<dataset>/; "auto": best available; None: off
+    image_model: str | None = None  # a local CLIP model folder
+    image_features: str | None = None  # a file of precomputed per-item image vectors
+    max_tags: int = Field(8, ge=1, description="tags per item the model reads, best first")
+    batch_size: int = Field(128, ge=1)
+
+
 class RunConfig(_Strict):
     data: DataConfig = DataConfig()
+    features: FeaturesConfig = FeaturesConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()

@@ -14,11 +14,15 @@ from temarec.models.tema import TEMA
 MODELS: dict[str, type[RecModel]] = {m.name: m for m in (Pop, GRU4Rec, SASRec, SASRecSingle, TEMA)}
 
 
+def build_model_class(name: str) -> type[RecModel]:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    return MODELS[name]
+
+
 def build_model(info: DatasetInfo, cfg: ModelConfig, max_len: int = 50, features=None) -> RecModel:
     """A model by `cfg.name`; content-aware models (`needs_features`) take `features` (ItemFeatures)."""
-    if cfg.name not in MODELS:
-        raise ValueError(f"unknown model {cfg.name!r}; choose one of {sorted(MODELS)}")
-    cls = MODELS[cfg.name]
+    cls = build_model_class(cfg.name)
     if getattr(cls, "needs_features", False):
         return cls(info, cfg, max_len=max_len, features=features)
     if cls in (SASRec, SASRecSingle):
@@ -26,4 +30,4 @@ def build_model(info: DatasetInfo, cfg: ModelConfig, max_len: int = 50, features
     return cls(info, cfg)
 
 
-__all__ = ["MODELS", "RecModel", "build_model"]
+__all__ = ["MODELS", "RecModel", "build_model", "build_model_class"]

@@ -46,7 +46,9 @@ class TagFusion(nn.Module):
         prior = torch.from_numpy(feats.tag_weights).clamp_min(1e-6)
         self.register_buffer("log_prior", prior.log().masked_fill(~self.tag_valid, 0.0), False)
         idf = np.log((feats.n_items + 1) / (1.0 + feats.tag_count)).astype(np.float32)
-        self.register_buffer("idf", torch.from_numpy(np.append(idf, 0.0)), False)
+        self.register_buffer(
+            "idf", torch.from_numpy(np.append(idf, np.float32(0.0)).astype(np.float32)), False
+        )
         self.tag_id_emb = nn.Embedding(v + 1, dim, padding_idx=v)
         nn.init.normal_(self.tag_id_emb.weight, std=dim**-0.5)
         if feats.tag_text is not None:

@@ -19,7 +19,7 @@ from temarec.data.splits import get_split
 from temarec.evaluation.candidates import candidates_path, load_or_sample
 from temarec.evaluation.evaluator import Evaluator
 from temarec.evaluation.protocol import parse_protocol
-from temarec.models import build_model
+from temarec.models import build_model, build_model_class
 from temarec.settings import artifacts_root
 from temarec.training.trainer import Trainer, atomic_write
 
@@ -87,7 +87,21 @@ def run(cfg: RunConfig, output: Path, progress: bool = True, dataset=None) -> di
     protocols = [parse_protocol(p).name for p in cfg.eval.protocols]
     valid_eval = build_evaluators(ds, split, cfg, "valid")
     test_eval = build_evaluators(ds, split, cfg, "test")
-    model = build_model(info, cfg.model, cfg.data.max_len)
+    features = None
+    if getattr(build_model_class(cfg.model.name), "needs_features", False):
+        from temarec.features.build import load_item_features
+
+        m = cfg.model
+        features = load_item_features(
+            ds,
+            cfg.features,
+            progress=progress,
+            use_text=m.use_text,
+            use_tags=m.use_tags,
+            use_image=m.use_image,
+        )
+    model = build_model(info, cfg.model, cfg.data.max_len, features=features)
+    model.fit_static(split.train)  # popularity, seen items: statistics of the training data only
     cfg_json = cfg.model_dump_json()
     _write_json(output / "config.json", json.loads(cfg_json))
     fit_info: dict = {}
@@ -105,8 +119,6 @@ def run(cfg: RunConfig, output: Path, progress: bool = True, dataset=None) -> di
             progress=progress,
         )
         fit_info = trainer.fit()
-    else:
-        model.fit_static(split.train)
     docs = {}
     for p in protocols:
         v = valid_eval[p].evaluate(model)
@@ -133,6 +145,7 @@ def run(cfg: RunConfig, output: Path, progress: bool = True, dataset=None) -> di
             "valid": v.metrics,
             "test": t.metrics,
             "training": fit_info,
+            "features": features.describe() if features is not None else None,
             "wall_seconds": round(time.perf_counter() - t_start, 2),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "machine": machine_info(),

@@ -1,0 +1,134 @@
+"""TEMA model: the shared interface, every ablation flag, missing modalities and cold-start items."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from temarec.config import ModelConfig
+from temarec.data.ragged import Ragged
+from temarec.features.item_features import ItemFeatures
+from temarec.models import build_model
+
+
+@pytest.fixture(scope="module")
+def feats(demo_ds):
+    """Synthetic but well-formed features: some items lack text, some lack tags."""
+    n = demo_ds.info().n_items
+    rng = np.random.default_rng(0)
+    text = rng.normal(size=(n + 1, 24)).astype(np.float32)
+    text[[0, 3, 4]] = 0
+    tag_ids = rng.integers(0, 30, size=(n + 1, 4))
+    tag_ids[:, 3] = -1
+    tag_ids[[0, 5, 6]] = -1
+    return ItemFeatures(
+        n_items=n, text=text, tag_ids=tag_ids, tag_text=rng.normal(size=(30, 24)).astype(np.float32)
+    )
+
+
+ABLATIONS = [
+    {},
+    {"use_tags": False},
+    {"tag_fusion": "mean"},
+    {"tag_fusion": "rank"},
+    {"tag_fusion": "idf"},
+    {"cross_attention": False},
+    {"intra_attention": False},
+    {"tag_attention": False},
+    {"use_text": False},
+    {"id_only": True},
+    {"softmax_negatives": 20},
+]
+
+
+def _seq(ds, n=16, length=12):
+    return torch.from_numpy(ds.sequences.take(np.arange(n)).padded(length))
+
+
+@pytest.mark.parametrize(
+    "flags", ABLATIONS, ids=lambda f: ",".join(f"{k}={v}" for k, v in f.items()) or "full"
+)
+def test_every_ablation_trains_and_scores(demo_ds, feats, flags):
+    torch.manual_seed(0)
+    info = demo_ds.info()
+    model = build_model(info, ModelConfig(name="tema", hidden=16, layers=1, **flags), 11, features=feats)
+    window = _seq(demo_ds, length=12)
+    loss = model.loss(window)
+    loss.backward()
+    assert torch.isfinite(loss) and loss.item() > 0
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    model.eval()
+    seq = window[:, 1:]
+    with torch.no_grad():
+        for d in (0, 1):
+            full = model.score_all(seq, d)
+            assert full.shape == (16, info.domain_size[d]) and torch.isfinite(full).all()
+            cands = torch.arange(info.domain_offset[d], info.domain_offset[d] + 7).expand(16, -1)
+            part = model.score_candidates(seq, d, cands)
+            torch.testing.assert_close(part, full[:, :7], rtol=1e-4, atol=1e-5)
+
+
+def test_ablation_flags_change_the_network(demo_ds, feats):
+    info = demo_ds.info()
+    full = build_model(info, ModelConfig(name="tema", hidden=16), 11, features=feats)
+    assert full.items.use_text and full.items.use_tags and full.cross is not None and full.intra is not None
+    assert full.tag_att is not None
+    idonly = build_model(info, ModelConfig(name="tema", hidden=16, id_only=True), 11, features=feats)
+    assert idonly.items.gate is None and idonly.tag_att is None
+    nocross = build_model(
+        info, ModelConfig(name="tema", hidden=16, cross_attention=False), 11, features=feats
+    )
+    assert nocross.cross is None
+    with pytest.raises(ValueError, match="cross_attention or intra_attention"):
+        build_model(info, ModelConfig(name="tema", cross_attention=False, intra_attention=False), 11, feats)
+
+
+def test_cold_start_item_is_scored_from_content(demo_ds, feats):
+    """An item never seen in training gets a content vector, not its untrained ID vector."""
+    info = demo_ds.info()
+    model = build_model(info, ModelConfig(name="tema", hidden=16, layers=1), 11, features=feats)
+    cold = 10
+    train = Ragged.from_lists([[i for i in range(1, info.n_items + 1) if i != cold]])
+    model.fit_static(train)
+    model.eval()
+    with torch.no_grad():
+        before = model.embed(torch.tensor([cold, 11]))
+        model.items.id_emb.weight[cold].add_(100.0)  # the ID vector of an unseen item must not matter
+        model.items.id_emb.weight[11].add_(100.0)
+        after = model.embed(torch.tensor([cold, 11]))
+    torch.testing.assert_close(after[0], before[0])
+    assert not torch.allclose(after[1], before[1])
+
+
+def test_item_without_any_content_keeps_its_id(demo_ds, feats):
+    info = demo_ds.info()
+    f = ItemFeatures(
+        n_items=feats.n_items, text=feats.text.copy(), tag_ids=feats.tag_ids.copy(), tag_text=feats.tag_text
+    )
+    f.text[5] = 0
+    f.text_mask[5] = False  # item 5 has neither text nor tags (see the fixture)
+    model = build_model(info, ModelConfig(name="tema", hidden=16, layers=1), 11, features=f)
+    model.eval()
+    with torch.no_grad():
+        vec = model.embed(torch.tensor([5, 0]))
+    assert torch.isfinite(vec).all() and vec[0].abs().sum() > 0 and vec[1].abs().sum() == 0
+
+
+def test_intra_states_follow_each_domain(demo_ds, feats):
+    """The intra stream at a position equals the domain encoder's state after that domain's last item."""
+    info = demo_ds.info()
+    model = build_model(info, ModelConfig(name="tema", hidden=8, layers=1, dropout=0.0), 6, features=feats)
+    model.eval()
+    a0, a1, b0 = info.domain_offset[0], info.domain_offset[0] + 1, info.domain_offset[1]
+    seq = torch.tensor([[0, a0, b0, a1, b0 + 1, b0 + 2]])
+    with torch.no_grad():
+        st = model._intra_states(seq, 0)
+        alone = model.intra[0](
+            model.embed(torch.tensor([[0, 0, 0, 0, a0, a1]])), torch.tensor([[0, 0, 0, 0, a0, a1]])
+        )
+    torch.testing.assert_close(st[0, 0], model.empty.detach())  # nothing of domain A yet
+    torch.testing.assert_close(st[0, 1], alone[0, 4])
+    torch.testing.assert_close(st[0, 2], alone[0, 4])  # a B item does not move the A state
+    torch.testing.assert_close(st[0, 5], alone[0, 5])
