@@ -1,0 +1,80 @@
+"""Paired per-instance significance tests between models (SPEC: "several seeds, mean ± std, a paired test").
+
+Each run stores per-instance test ranks (`ranks-<protocol>.npz`). For a model evaluated with several
+seeds, the per-instance metric is averaged over seeds first, then two models are compared instance by
+instance on the same test instances (the same users, targets and stored candidates): a paired t-test and a
+Wilcoxon signed-rank test, per domain and overall.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+
+def instance_metric(ranks: np.ndarray, metric: str) -> np.ndarray:
+    """Per-instance value of `HR@k`, `NDCG@k` or `MRR` from ranks."""
+    r = np.asarray(ranks, dtype=np.float64)
+    name, _, k = metric.partition("@")
+    if name == "HR":
+        return (r <= int(k)).astype(np.float64)
+    if name == "NDCG":
+        return np.where(r <= int(k), 1.0 / np.log2(r + 1.0), 0.0)
+    if name == "MRR":
+        return 1.0 / r
+    raise ValueError(f"unknown metric {metric!r}")
+
+
+def load_runs(
+    paths: list[Path], protocol: str, part: str = "test"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`(ranks [n_seeds, n], users [n], domain [n])` of several runs of one model; instances must match."""
+    ranks, users, domain = [], None, None
+    for p in paths:
+        f = Path(p) / f"ranks-{protocol}.npz"
+        with np.load(f, allow_pickle=False) as z:
+            u, d, r = z[f"{part}_users"], z[f"{part}_domain"], z[f"{part}_ranks"]
+        if users is None:
+            users, domain = u, d
+        elif not (np.array_equal(u, users) and np.array_equal(d, domain)):
+            raise ValueError(f"{f}: its {part} instances differ from {paths[0]}'s; runs are not comparable")
+        ranks.append(r)
+    if users is None:
+        raise ValueError("no runs given")
+    return np.stack(ranks), users, domain
+
+
+def paired_test(a_ranks: np.ndarray, b_ranks: np.ndarray, metric: str = "NDCG@10") -> dict[str, float]:
+    """Compare model A with B on the same instances; ranks `[n_seeds, n]` (seeds averaged per instance)."""
+    a = instance_metric(a_ranks, metric).reshape(-1, a_ranks.shape[-1]).mean(0)
+    b = instance_metric(b_ranks, metric).reshape(-1, b_ranks.shape[-1]).mean(0)
+    diff = a - b
+    out = {"metric": metric, "n": int(len(diff)), "mean_a": float(a.mean()), "mean_b": float(b.mean())}
+    out["diff"] = float(diff.mean())
+    if len(diff) < 2 or np.all(diff == 0):
+        return out | {"t_p": 1.0, "wilcoxon_p": 1.0}
+    with warnings.catch_warnings():  # ties and exact-vs-normal notes from scipy are expected here
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        out["t_p"] = float(stats.ttest_rel(a, b).pvalue)
+        out["wilcoxon_p"] = float(stats.wilcoxon(a, b, zero_method="wilcox").pvalue)
+    return out
+
+
+def compare_models(
+    a_runs: list[Path], b_runs: list[Path], protocol: str, domains: tuple[str, str], metric: str = "NDCG@10"
+) -> dict[str, dict[str, float]]:
+    """Paired tests per domain name and `all` between two models' runs (e.g. seed folders)."""
+    ra, users, dom = load_runs(a_runs, protocol)
+    rb, ub, db = load_runs(b_runs, protocol)
+    if not (np.array_equal(users, ub) and np.array_equal(dom, db)):
+        raise ValueError("the two models were evaluated on different test instances")
+    out = {}
+    for d, name in enumerate(domains):
+        keep = dom == d
+        out[name] = paired_test(ra[:, keep], rb[:, keep], metric)
+    out["all"] = paired_test(ra, rb, metric)
+    return out
