@@ -33,6 +33,7 @@ _INSTALL_HINT = "pip install temarec[text]"
 _NOT_HASHED = {"README.md", ".gitattributes", "LICENSE", "data_config.json"}
 
 _CACHE: dict[tuple[str, str], TextEncoder] = {}
+_HASHES: dict[str, str] = {}  # model folder -> weights hash
 _LOCK = threading.Lock()
 
 
@@ -132,6 +133,17 @@ def _resolve(name: str | None) -> tuple[str, Path]:
     return folder.resolve().name, folder.resolve()
 
 
+def encoder_identity(name: str | None = None) -> str:
+    """The `identity` that `load_text_encoder(name)` would have, without loading the model (hash cached)."""
+    model_name, folder = _resolve(name)
+    key = str(folder)
+    with _LOCK:
+        digest = _HASHES.get(key)
+        if digest is None:
+            digest = _HASHES[key] = _folder_hash(folder)
+    return f"{model_name}@{digest}"
+
+
 def load_text_encoder(name: str | None = None, device: str = "cpu") -> TextEncoder:
     """The encoder `name` (a local model folder; None = packaged MiniLM), loaded once per process."""
     model_name, folder = _resolve(name)
@@ -146,7 +158,10 @@ def load_text_encoder(name: str | None = None, device: str = "cpu") -> TextEncod
             from sentence_transformers import SentenceTransformer
         except ImportError:
             raise TextEncoderError(f"sentence-transformers is not installed ({_INSTALL_HINT})") from None
-        identity = f"{model_name}@{_folder_hash(folder)}"
+        digest = _HASHES.get(str(folder))
+        if digest is None:
+            digest = _HASHES[str(folder)] = _folder_hash(folder)
+        identity = f"{model_name}@{digest}"
         try:
             model = SentenceTransformer(str(folder), device=device, local_files_only=True)
         except Exception as e:  # a broken folder: say which one

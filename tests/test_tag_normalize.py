@@ -1,0 +1,93 @@
+"""Canonical tag form: case, accents, punctuation, plurals, junk rejection."""
+
+from __future__ import annotations
+
+import pytest
+
+from temarec.tagging.normalize import normalize_tag, singularize
+
+CASES = [
+    ("Coffee Mugs", "coffee mug"),
+    ("coffee-mug", "coffee mug"),
+    ("  Coffee   MUG. ", "coffee mug"),
+    ("coffee_mugs", "coffee mug"),
+    ("Crème Brûlée", "creme brulee"),
+    ("1. Gluten-Free", "gluten free"),
+    ("- vegan", "vegan"),
+    ("#Vegan", "vegan"),
+    ('"Arts & Crafts"', "art and craft"),
+    ("Valentine's Day", "valentine day"),
+    ("Valentine’s Day", "valentine day"),
+    ("K-Cups", "k cup"),
+    ("The Beatles", "beatle"),
+    ("Colour Pencils", "color pencil"),
+    ("Silicone Moulds", "silicone mold"),
+    ("Die Cuts", "die cut"),
+    ("Cookies", "cookie"),
+    ("Berries", "berry"),
+    ("Knives", "knife"),
+    ("Boxes", "box"),
+    ("Dishes", "dish"),
+    ("Peaches", "peach"),
+    ("Quiches", "quiche"),
+    ("Tomatoes", "tomato"),
+    ("Shoes", "shoe"),
+    ("Wine Glasses", "wine glass"),
+    ("Scissors", "scissors"),
+    ("Canvas", "canvas"),
+    ("Hummus", "hummus"),
+    ("Christmas", "christmas"),
+    ("Series", "series"),
+    ("Men's Shoes", "man shoe"),
+    ("Children’s Books", "child book"),
+    ("3D printing", "3d printing"),
+    ("paint/brush", "paint brush"),
+]
+
+
+@pytest.mark.parametrize(("raw", "want"), CASES)
+def test_canonical_form(raw, want):
+    assert normalize_tag(raw) == want
+
+
+@pytest.mark.parametrize(("raw", "want"), CASES)
+def test_idempotent(raw, want):
+    assert normalize_tag(want) == want
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        None,
+        42,
+        "",
+        "   ",
+        "---",
+        "2019",
+        "none",
+        "N/A",
+        "misc",
+        "the",
+        "and of",
+        "this is a whole sentence and not a tag at all",
+        "x" * 300,
+    ],
+)
+def test_rejects_unusable_tags(bad):
+    assert normalize_tag(bad) is None
+
+
+def test_variants_meet():
+    variants = ["Coffee Mugs", "coffee mug", "COFFEE-MUGS!", " coffee  mugs ", "Coffee_Mug"]
+    assert {normalize_tag(v) for v in variants} == {"coffee mug"}
+
+
+def test_singularize_rules():
+    assert singularize("supplies") == "supply"
+    assert singularize("movies") == "movie"
+    assert singularize("olives") == "olive"
+    assert singularize("leaves") == "leaf"
+    assert singularize("glasses") == "glass"
+    assert singularize("gas") == "gas"  # short words kept
+    assert singularize("citrus") == "citrus"
+    assert singularize("analysis") == "analysis"
