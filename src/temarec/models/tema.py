@@ -26,7 +26,7 @@ from temarec.config import ModelConfig
 from temarec.data.dataset import DatasetInfo
 from temarec.data.ragged import Ragged
 from temarec.features.item_features import ItemFeatures
-from temarec.models.base import DotModel, domain_subsequence
+from temarec.models.base import DotModel
 from temarec.models.sasrec import SASRecEncoder
 
 NEG = -1e9
@@ -62,21 +62,27 @@ class TagFusion(nn.Module):
         self.key = nn.Linear(dim, dim, bias=False)
         self.drop = nn.Dropout(dropout)
 
-    def tag_vectors(self, tag_ids: torch.Tensor) -> torch.Tensor:
-        """Vectors of tag ids (pad id -> zeros): a learned id vector plus the projected tag text."""
-        vec = self.tag_id_emb(tag_ids)
+    def tag_table(self) -> torch.Tensor:
+        """`[V+1, D]` vectors of every tag (last row: padding): a learned id vector plus its projected text.
+
+        Computed once per call and then looked up, instead of projecting the text of every occurrence.
+        """
+        vec = self.tag_id_emb.weight
         if self.tag_text is not None:
-            vec = vec + self.text_proj(self.tag_text[tag_ids]) * (tag_ids < self.idf.shape[0] - 1).unsqueeze(
-                -1
-            )
+            text = self.text_proj(self.tag_text[:-1])
+            vec = vec + torch.cat([text, text.new_zeros(1, text.shape[1])])
         return vec
+
+    def tag_vectors(self, tag_ids: torch.Tensor) -> torch.Tensor:
+        """Vectors of tag ids of any shape (the pad id gives zeros)."""
+        return self.tag_table()[tag_ids]
 
     def forward(
         self, ids: torch.Tensor, context: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """`(vectors [..., D], has_tags [...])` for item ids of any shape."""
         tids, valid = self.tag_ids[ids], self.tag_valid[ids]
-        vec = self.drop(self.tag_vectors(tids))  # [..., T, D]
+        vec = self.tag_vectors(tids)  # [..., T, D]; dropout comes after pooling (much cheaper)
         if self.mode == "mean":
             w = valid.float()
         elif self.mode == "rank":
@@ -90,7 +96,7 @@ class TagFusion(nn.Module):
             ]
             w = torch.softmax(logits.masked_fill(~valid, NEG), dim=-1) * valid
         w = w / w.sum(-1, keepdim=True).clamp_min(1e-9)
-        return (w.unsqueeze(-1) * vec).sum(-2), valid.any(-1)
+        return self.drop((w.unsqueeze(-1) * vec).sum(-2)), valid.any(-1)
 
 
 class ItemEncoder(nn.Module):
@@ -125,9 +131,14 @@ class ItemEncoder(nn.Module):
         self.gate_bias = nn.Parameter(torch.zeros(n_mod))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        id_vec = self.id_emb(ids)
+        """Vectors of item ids of any shape; each distinct item is encoded once per call."""
         if self.gate is None:
-            return id_vec
+            return self.id_emb(ids)
+        uniq, inv = torch.unique(ids.reshape(-1), return_inverse=True)
+        return self.encode(uniq)[inv].view(*ids.shape, -1)
+
+    def encode(self, ids: torch.Tensor) -> torch.Tensor:
+        id_vec = self.id_emb(ids)
         mods, masks = [id_vec], [self.seen[ids]]
         content = None
         if self.use_text:
@@ -175,8 +186,7 @@ class TagHistoryAttention(nn.Module):
         causal = (pos[None, :, None] >= pos[None, None, :]).expand(b, n, n)  # query i sees items j <= i
         ok = causal.unsqueeze(-1) & tag_valid.unsqueeze(1)  # [B, L, L, T]
         ok = torch.cat([ok.new_ones(b, n, 1), ok.reshape(b, n, n * t)], dim=-1).unsqueeze(1)
-        drop = self.drop.p if self.training else 0.0
-        att = F.scaled_dot_product_attention(q, k, v, attn_mask=ok, dropout_p=drop)
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=ok)  # no dropout on [B, L, L*T] weights
         return self.drop(self.out(att.transpose(1, 2).reshape(b, n, d)))
 
 
@@ -233,10 +243,18 @@ class TEMA(DotModel):
         return super().train(mode)
 
     # ---- users ------------------------------------------------------------------------------------
-    def _intra_states(self, seq: torch.Tensor, d: int) -> torch.Tensor:
-        """State of the domain-`d` encoder after the last `d` item at or before each mixed position."""
-        sub = domain_subsequence(seq, self.item_domain, d)
-        h = self.intra[d](self.embed(sub), sub)  # [B, L, D], left-padded like `sub`
+    def _intra_states(self, seq: torch.Tensor, d: int, x: torch.Tensor | None = None) -> torch.Tensor:
+        """State of the domain-`d` encoder after the last `d` item at or before each mixed position.
+
+        `x` (the mixed sequence's item vectors) is reused: the subsequence is a reordering of it.
+        """
+        keep = (seq > 0) & (self.item_domain[seq] == d)
+        order = torch.sort(keep.to(torch.int8), dim=1, stable=True).indices
+        sub = torch.where(keep, seq, 0).gather(1, order)
+        if x is None:
+            x = self.embed(seq)
+        xs = (x * keep.unsqueeze(-1)).gather(1, order.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+        h = self.intra[d](xs, sub)  # [B, L, D], left-padded like `sub`
         n = seq.shape[1]
         is_d = (seq > 0) & (self.item_domain[seq] == d)
         count = is_d.long().cumsum(1)  # d-items seen up to each position
@@ -248,10 +266,11 @@ class TEMA(DotModel):
     def hidden(self, seq: torch.Tensor) -> torch.Tensor:
         """`[B, L, K, D]`: the K attention streams (cross, intra A, intra B, tags) at every position."""
         streams = []
+        x = self.embed(seq)
         if self.cross is not None:
-            streams.append(self.cross(self.embed(seq), seq))
+            streams.append(self.cross(x, seq))
         if self.intra is not None:
-            streams += [self._intra_states(seq, 0), self._intra_states(seq, 1)]
+            streams += [self._intra_states(seq, 0, x), self._intra_states(seq, 1, x)]
         if self.tag_att is not None:
             tf = self.items.tags
             tids = tf.tag_ids[seq]
