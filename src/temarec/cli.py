@@ -197,5 +197,220 @@ def demo(
     typer.echo(f"\ndemo finished in {time.perf_counter() - t0:.0f}s; runs in {output}")
 
 
+def _slug(text: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.") or "x"
+
+
+@app.command()
+def tag(
+    dataset: Annotated[str, typer.Option(help="dataset name, folder or 'demo'")],
+    backend: Annotated[str, typer.Option(help="llamacpp, openai, file or keyphrase")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="llamacpp: GGUF path (default SmolLM2-135M); openai: model name; keyphrase: encoder"
+        ),
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="openai: server URL, e.g. http://127.0.0.1:8000/v1")
+    ] = None,
+    tags_file: Annotated[Path | None, typer.Option(help="file: JSON of item id -> list of tags")] = None,
+    id_space: Annotated[
+        str, typer.Option(help="file: ids are the dataset's 'key' or temarec 'item_id'")
+    ] = "key",
+    refine: Annotated[
+        bool, typer.Option("--refine/--no-refine", help="a self-refinement pass (LLMs)")
+    ] = False,
+    shard: Annotated[str, typer.Option(help="i/n: tag only this shard of the catalogue")] = "0/1",
+    limit: Annotated[int | None, typer.Option(help="at most N items (a trial run)")] = None,
+    sample: Annotated[int | None, typer.Option(help="a seeded random sample of N items")] = None,
+    sample_seed: Annotated[int, typer.Option(help="seed of --sample")] = 0,
+    concurrency: Annotated[int, typer.Option(help="openai: requests in flight")] = 4,
+    threads: Annotated[int | None, typer.Option(help="llamacpp/keyphrase: CPU threads")] = None,
+    prompts: Annotated[Path | None, typer.Option(help="YAML prompt set (default: built-in v1)")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="LLM answer length limit")] = None,
+    timeout: Annotated[float | None, typer.Option(help="openai: seconds per request")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="items per backend call and cache commit")] = None,
+    retry_failed: Annotated[
+        bool, typer.Option(help="ask again for items whose stored answer failed")
+    ] = False,
+    cache: Annotated[
+        Path | None, typer.Option(help="SQLite cache (default ARTIFACTS/tags/DATASET/cache.sqlite)")
+    ] = None,
+    merge_cache: Annotated[
+        list[Path] | None, typer.Option(help="first merge these caches (shards tagged elsewhere)")
+    ] = None,
+    source_name: Annotated[str | None, typer.Option(help="name of this tag source (output folder)")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="folder (default ARTIFACTS/tags/DATASET/SOURCE)")
+    ] = None,
+    vocab: Annotated[bool, typer.Option("--vocab/--no-vocab", help="build the tag vocabulary")] = True,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+) -> None:
+    """Tag every item (resumable: answers are cached), then build the tag vocabulary."""
+    import sqlite3
+
+    from temarec.settings import artifacts_root
+    from temarec.tagging import BACKENDS, BackendFatalError, get_backend
+    from temarec.tagging.cache import TagCache
+    from temarec.tagging.runner import TagRunOptions, parse_shard, tag_dataset
+
+    if backend not in BACKENDS:
+        _fail(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    try:
+        shard_t = parse_shard(shard)
+    except ValueError as e:
+        _fail(str(e))
+    for name, val in (
+        ("limit", limit),
+        ("sample", sample),
+        ("concurrency", concurrency),
+        ("threads", threads),
+    ):
+        if val is not None and val < 1:
+            _fail(f"--{name} must be >= 1")
+    ds = _load(dataset)
+    prompt_set = None
+    if prompts is not None:
+        from temarec.tagging.prompts import PromptSet
+
+        try:
+            prompt_set = PromptSet.from_yaml(prompts)
+        except (OSError, ValueError) as e:
+            _fail(f"{prompts}: {e}")
+    if backend == "llamacpp":
+        opts = dict(model_path=model, n_threads=threads or 2, prompts=prompt_set, max_tokens=max_tokens)
+        default_source = "llamacpp-" + (_slug(Path(model).stem) if model else "smollm2-135m")
+    elif backend == "openai":
+        opts = dict(
+            base_url=base_url,
+            model=model,
+            concurrency=concurrency,
+            timeout=timeout,
+            prompts=prompt_set,
+            max_tokens=max_tokens,
+        )
+        default_source = "openai-" + _slug(model or "server")
+    elif backend == "file":
+        if tags_file is None:
+            _fail("--backend file needs --tags-file PATH")
+        opts = dict(path=tags_file, id_space=id_space)
+        default_source = "file-" + _slug(tags_file.stem)
+    else:
+        opts = {}
+        if model:
+            from temarec.features.text_encoder import load_text_encoder
+
+            opts["encoder"] = load_text_encoder(model)
+        default_source = "keyphrase"
+    if threads and backend != "llamacpp":
+        import torch
+
+        torch.set_num_threads(threads)
+    if refine and backend in ("file", "keyphrase"):
+        typer.echo(f"note: --refine has no effect with the {backend} backend")
+        refine = False
+    source = source_name or default_source + ("-refined" if refine else "")
+    if sample is not None:
+        source += f"-sample{sample}-seed{sample_seed}"
+    if limit is not None:
+        source += f"-limit{limit}"
+    out_dir = output or artifacts_root() / "tags" / _slug(ds.name) / _slug(source)
+    if shard_t[1] > 1:
+        out_dir = out_dir / f"shard-{shard_t[0]}-of-{shard_t[1]}"
+    cache_path = cache or artifacts_root() / "tags" / _slug(ds.name) / "cache.sqlite"
+    run_opts = TagRunOptions(
+        refine=refine,
+        shard=shard_t,
+        sample=sample,
+        sample_seed=sample_seed,
+        limit=limit,
+        batch_size=batch_size
+        or (max(16, 4 * concurrency) if backend == "openai" else 64 if backend != "llamacpp" else 8),
+        retry_failed=retry_failed,
+        progress=not quiet,
+    )
+    t0 = time.perf_counter()
+    try:
+        be = get_backend(backend, **opts)
+    except (BackendFatalError, ImportError, ValueError) as e:
+        _fail(str(e))
+    try:
+        with TagCache(cache_path) as store:
+            for other in merge_cache or []:
+                try:
+                    added = store.merge_from(other)
+                except (OSError, sqlite3.Error) as e:  # absent, or not a tag cache
+                    _fail(f"cannot merge {other}: {e}")
+                typer.echo(f"merged {added:,} answers from {other}")
+            res = tag_dataset(ds, be, store, run_opts)
+    except BackendFatalError as e:
+        _fail(f"{e} (answers so far are cached in {cache_path})")
+    finally:
+        be.close()
+    st = res.summary
+    res.to_jsonl(ds, out_dir / "tags.jsonl")
+    st["dataset"] = ds.name
+    st["source"] = source
+    st["cache"] = str(cache_path)
+    n_vocab = None
+    if vocab and shard_t[1] == 1 and res.tags:
+        from temarec.features.text_encoder import load_text_encoder
+        from temarec.tagging.vocab import build_vocab
+
+        t_voc = time.perf_counter()
+        voc = build_vocab(
+            res.tags,
+            res.weights,
+            ds.item_domain,
+            encoder=load_text_encoder(),
+            source=source,
+            domains=ds.domains,
+        )
+        voc.save(out_dir)
+        n_vocab = len(voc)
+        st["vocab_size"] = n_vocab
+        st["vocab_seconds"] = round(time.perf_counter() - t_voc, 1)
+    elif shard_t[1] > 1:
+        typer.echo(
+            "shard run: no vocabulary; merge the shards' caches with --merge-cache and rerun without --shard"
+        )
+    (out_dir / "summary.json").write_text(json.dumps(st, indent=2))
+    gen = st["generate"]
+    typer.echo(
+        f"{ds.name} / {source}: {st['selected']:,} items selected, {st['no_text']:,} without text, "
+        f"{gen['cached']:,} cached, {st['model_calls']:,} model calls"
+    )
+    typer.echo(
+        f"tagged {st['tagged']:,} items ({st['tags_per_item']:.2f} tags/item), failed {st['failed']:,}"
+    )
+    for reason, n in st["failed_by_reason"].items():
+        typer.echo(f"  failed {reason}: {n:,}")
+    if st.get("refine_pass"):
+        rp = st["refine_pass"]
+        typer.echo(
+            f"refine pass: {rp['cached']:,} cached, {rp['asked']:,} asked, {rp['ok']:,} revised, "
+            f"{rp['failed']:,} kept their first tags"
+        )
+    ips = f"{st['items_per_s']:.2f} items/s" if st["items_per_s"] else "nothing asked"
+    typer.echo(
+        f"time {time.perf_counter() - t0:.1f}s ({ips})"
+        + (f"; vocabulary {n_vocab:,} tags" if n_vocab else "")
+    )
+    typer.echo(f"wrote {out_dir}")
+
+
+def _register_features() -> None:
+    from temarec.features.cli import features_command
+
+    app.command("features", help="Build (or load from cache) item text, tag and image features.")(
+        features_command
+    )
+
+
+_register_features()
+
 if __name__ == "__main__":
     app()

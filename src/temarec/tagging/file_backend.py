@@ -1,0 +1,78 @@
+"""Import precomputed tags (a JSON object: item id -> list of tags) as a tagging source.
+
+Ids are matched against the dataset's source keys (`items["key"]`, e.g. URLLM's `idAfter` for
+amazon-art-office, ASINs for amazon-food-kitchen) or, with `id_space="item_id"`, against temarec's global
+ids. Entries pass the same checks as model answers; entries that are strings (raw model output that never
+parsed) are parsed and repaired like a model's answer, refusals recorded as failures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from temarec.tagging.base import BackendFatalError, Pass, TagRequest, TagResult
+from temarec.tagging.parse import MISSING, NOT_JSON, TagRules, check_tags, parse_tags
+
+#: imported lists are longer and less curated than our prompts ask for
+FILE_RULES = TagRules(max_tags=12, hard_max_tags=60, max_tag_chars=48, max_tag_words=6)
+
+MAX_FILE_BYTES = 512 * 1024 * 1024
+
+
+class FileBackend:
+    """A `TagBackend` reading tags from a JSON file; no model, no prompts, no refinement."""
+
+    supports_refine = False
+    prompt_identity = "-"
+
+    def __init__(
+        self,
+        path: str | Path,
+        id_space: Literal["key", "item_id"] = "key",
+        rules: TagRules | None = None,
+    ) -> None:
+        self.path = Path(path).expanduser()
+        if not self.path.is_file():
+            raise BackendFatalError(f"tag file {self.path} not found")
+        if self.path.stat().st_size > MAX_FILE_BYTES:
+            raise BackendFatalError(f"tag file {self.path} is larger than {MAX_FILE_BYTES >> 20} MiB")
+        if id_space not in ("key", "item_id"):
+            raise ValueError("id_space must be 'key' or 'item_id'")
+        blob = self.path.read_bytes()
+        try:
+            data = json.loads(blob)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise BackendFatalError(f"{self.path}: not JSON ({e})") from e
+        if not isinstance(data, dict):
+            raise BackendFatalError(f"{self.path}: expected a JSON object of id -> list of tags")
+        self.data: dict[str, object] = {str(k): v for k, v in data.items()}
+        self.id_space = id_space
+        self.rules = rules or FILE_RULES
+        self.identity = f"file:{self.path.name}:{hashlib.sha256(blob).hexdigest()[:12]}:{id_space}"
+
+    def tag(self, requests: list[TagRequest], pass_: Pass = "generate") -> list[TagResult]:
+        out = []
+        for r in requests:
+            v = self.data.get(r.key if self.id_space == "key" else str(r.item_id))
+            if v is None:
+                out.append(TagResult(r.item_id, error=MISSING))
+                continue
+            if isinstance(v, str):
+                p = parse_tags(v, r.title, r.description, self.rules)
+                raw = v
+            elif isinstance(v, list):
+                p = check_tags(v, None, r.title, r.description, self.rules)
+                raw = json.dumps(v, ensure_ascii=False)
+            else:
+                out.append(TagResult(r.item_id, raw=str(v)[:500], error=NOT_JSON))
+                continue
+            out.append(
+                TagResult(r.item_id, p.tags, p.weights, raw=raw[:2000], error=None if p.ok else p.error)
+            )
+        return out
+
+    def close(self) -> None:
+        self.data = {}

@@ -1,0 +1,318 @@
+"""Tag a whole catalogue: select (shard, sample, limit), skip cached answers, batch, refine, account.
+
+The runner owns everything that is not the model: which items, in which order, what is already known, when
+answers are committed (one cache transaction per batch, so a killed run resumes where it stopped), and the
+counts a user needs to trust the output (cached, asked, failed by reason, items per second).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from temarec.data.dataset import CDDataset
+from temarec.tagging.base import BackendFatalError, Pass, TagBackend, TagRequest, TagResult
+from temarec.tagging.cache import CachedAnswer, CacheKey, TagCache, text_sha
+from temarec.tagging.parse import BACKEND, NO_TEXT, TRANSIENT
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TagRunOptions:
+    """What to tag and how; the defaults tag every item once, without refinement."""
+
+    refine: bool = False
+    shard: tuple[int, int] = (0, 1)  # (i, n): this run tags items whose key hashes to i mod n
+    sample: int | None = None  # a fixed random subset of this many items (before sharding)
+    sample_seed: int = 0
+    limit: int | None = None  # at most this many items (after sample and shard), for trials
+    batch_size: int = 16  # items per backend call and per cache transaction
+    retry_failed: bool = False  # ask again for items whose stored answer failed (transient ones always are)
+    progress: bool = True
+
+
+@dataclass
+class PassStats:
+    """Counts of one pass."""
+
+    items: int = 0  # items this pass had to answer
+    cached: int = 0  # ... of which the cache already held an answer
+    asked: int = 0  # ... sent to the backend (model calls, one per item)
+    ok: int = 0
+    failed: int = 0
+    failed_by_reason: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0  # time spent in the backend
+    attempts: int = 0  # backend attempts for the asked items (retries included)
+
+
+@dataclass
+class TagRunResult:
+    """Final tags per item (refined where refinement succeeded), failures, and the run's counts."""
+
+    tags: dict[int, list[str]]
+    weights: dict[int, list[float] | None]
+    errors: dict[int, str]  # items without tags: the reason (of the first pass)
+    backend: str
+    prompt: str
+    summary: dict
+
+    def to_jsonl(self, ds: CDDataset, path: str | Path) -> Path:
+        """One line per selected item: id, key, domain, tags, weights, error; written atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        keys = ds.items["key"]
+        dom = ds.items["domain"]
+        with tmp.open("w", encoding="utf-8") as f:
+            for iid in sorted(set(self.tags) | set(self.errors)):
+                rec = {
+                    "item_id": int(iid),
+                    "key": str(keys.at[iid]),
+                    "domain": ds.domains[int(dom.at[iid])],
+                    "tags": self.tags.get(iid, []),
+                    "weights": self.weights.get(iid),
+                    "error": self.errors.get(iid),
+                }
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        tmp.replace(path)
+        return path
+
+
+def read_tags_jsonl(path: str | Path) -> tuple[dict[int, list[str]], dict[int, list[float] | None]]:
+    """Tags and weights back from `TagRunResult.to_jsonl` (items that failed are left out)."""
+    tags: dict[int, list[str]] = {}
+    weights: dict[int, list[float] | None] = {}
+    with Path(path).open(encoding="utf-8") as f:
+        for line in f:
+            rec = json.loads(line)
+            if rec.get("tags"):
+                tags[int(rec["item_id"])] = [str(t) for t in rec["tags"]]
+                weights[int(rec["item_id"])] = rec.get("weights")
+    return tags, weights
+
+
+# ---- selection -----------------------------------------------------------------------------------
+def parse_shard(spec: str) -> tuple[int, int]:
+    """`"i/n"` -> (i, n) with 0 <= i < n."""
+    try:
+        i_s, n_s = spec.split("/")
+        i, n = int(i_s), int(n_s)
+    except ValueError:
+        raise ValueError(f"shard must look like i/n (e.g. 0/4), not {spec!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"shard {spec!r}: need 0 <= i < n")
+    return i, n
+
+
+def shard_ids(keys: np.ndarray | list[str], n: int) -> np.ndarray:
+    """Stable shard of each key (sha1, not Python's salted hash): the same on every machine and run."""
+    return np.fromiter(
+        (int.from_bytes(hashlib.sha1(str(k).encode()).digest()[:8], "big") % n for k in keys),
+        dtype=np.int64,
+        count=len(keys),
+    )
+
+
+def select_items(ds: CDDataset, opts: TagRunOptions) -> np.ndarray:
+    """Global item ids to tag, ascending: sample (seeded), then shard, then limit."""
+    ids = ds.items.index.to_numpy(dtype=np.int64)
+    if opts.sample is not None and opts.sample < len(ids):
+        rng = np.random.default_rng(opts.sample_seed)
+        ids = np.sort(rng.choice(ids, size=opts.sample, replace=False))
+    i, n = opts.shard
+    if n > 1:
+        keys = ds.items["key"].to_numpy()[ids - 1]
+        ids = ids[shard_ids(keys, n) == i]
+    if opts.limit is not None:
+        ids = ids[: opts.limit]
+    return ids
+
+
+def _text(v: object) -> str | None:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    s = str(v).strip()
+    return s or None
+
+
+def build_requests(ds: CDDataset, ids: np.ndarray) -> tuple[list[TagRequest], list[int]]:
+    """Requests for items with a title or description, and the ids of items with neither."""
+    sub = ds.items.loc[ids, ["key", "domain", "title", "description"]]
+    reqs: list[TagRequest] = []
+    no_text: list[int] = []
+    for iid, key, d, title, desc in zip(
+        sub.index.to_numpy(),
+        sub["key"].to_numpy(),
+        sub["domain"].to_numpy(),
+        sub["title"],
+        sub["description"],
+        strict=True,
+    ):
+        t, s = _text(title), _text(desc)
+        if t is None and s is None:
+            no_text.append(int(iid))
+            continue
+        reqs.append(TagRequest(int(iid), str(key), ds.domains[int(d)], t, s))
+    return reqs, no_text
+
+
+# ---- running -------------------------------------------------------------------------------------
+def backend_prompt_identity(backend: TagBackend) -> str:
+    """The prompt part of cache keys: the backend's prompt set, or '-' for backends without prompts."""
+    return str(getattr(backend, "prompt_identity", "-"))
+
+
+def _key(req: TagRequest, backend: str, prompt: str, pass_: Pass) -> CacheKey:
+    return CacheKey(
+        req.key, text_sha(req.domain, req.title, req.description, req.previous), backend, prompt, pass_
+    )
+
+
+def _run_pass(
+    backend: TagBackend,
+    cache: TagCache,
+    reqs: list[TagRequest],
+    pass_: Pass,
+    opts: TagRunOptions,
+) -> tuple[dict[int, CachedAnswer], PassStats]:
+    """Answers for `reqs` in one pass: cached ones read, missing ones asked batch by batch and committed."""
+    ident, prompt = backend.identity, backend_prompt_identity(backend)
+    keys = [_key(r, ident, prompt, pass_) for r in reqs]
+    found = cache.get_many(keys)
+    answers: dict[int, CachedAnswer] = {}
+    todo: list[tuple[TagRequest, CacheKey]] = []
+    st = PassStats(items=len(reqs))
+    for r, k in zip(reqs, keys, strict=True):
+        a = found.get(k)
+        if a is not None and not a.transient and (a.ok or not opts.retry_failed):
+            answers[r.item_id] = a
+            st.cached += 1
+        else:
+            todo.append((r, k))
+    bar = tqdm(
+        total=len(todo),
+        desc=f"tag {pass_}",
+        unit="item",
+        disable=not opts.progress or not todo,
+        smoothing=0.1,
+    )
+    fails: Counter = Counter()
+    try:
+        for b in range(0, len(todo), opts.batch_size):
+            batch = todo[b : b + opts.batch_size]
+            t0 = time.perf_counter()
+            try:
+                results = backend.tag([r for r, _ in batch], pass_)
+                if len(results) != len(batch):
+                    raise RuntimeError(f"backend returned {len(results)} results for {len(batch)} requests")
+            except BackendFatalError:
+                raise  # configuration problems: stop, everything committed so far stays
+            except Exception as e:  # one broken batch must not end a long run
+                log.warning("backend failed on a batch of %d: %s", len(batch), e)
+                results = [TagResult(r.item_id, error=BACKEND, raw=str(e)[:500]) for r, _ in batch]
+            st.seconds += time.perf_counter() - t0
+            rows = []
+            for (r, k), res in zip(batch, results, strict=True):
+                ok = res.ok
+                err = None if ok else (res.error or "empty")
+                a = CachedAnswer(
+                    tags=list(res.tags) if ok else [],
+                    weights=list(res.weights) if ok and res.weights is not None else None,
+                    raw=res.raw or "",
+                    error=err,
+                    transient=err in TRANSIENT,
+                    attempts=res.attempts,
+                )
+                rows.append((k, a))
+                answers[r.item_id] = a
+                st.attempts += res.attempts
+                if err:
+                    fails[err] += 1
+            cache.put_many(rows)  # one transaction per batch: the unit that a crash can lose
+            st.asked += len(batch)
+            bar.update(len(batch))
+            if fails:
+                bar.set_postfix(failed=sum(fails.values()))
+    finally:
+        bar.close()
+    for a in answers.values():
+        if a.ok:
+            st.ok += 1
+        else:
+            st.failed += 1
+            st.failed_by_reason[a.error or "empty"] = st.failed_by_reason.get(a.error or "empty", 0) + 1
+    st.failed_by_reason = dict(sorted(st.failed_by_reason.items(), key=lambda kv: -kv[1]))
+    return answers, st
+
+
+def tag_dataset(
+    ds: CDDataset,
+    backend: TagBackend,
+    cache: TagCache,
+    opts: TagRunOptions | None = None,
+) -> TagRunResult:
+    """Tag the selected items of `ds` with `backend`, through `cache`; refine with a second pass if asked."""
+    opts = opts or TagRunOptions()
+    t_start = time.perf_counter()
+    ids = select_items(ds, opts)
+    reqs, no_text = build_requests(ds, ids)
+    gen, gst = _run_pass(backend, cache, reqs, "generate", opts)
+    final = {iid: a for iid, a in gen.items() if a.ok}
+    errors = {iid: (a.error or "empty") for iid, a in gen.items() if not a.ok}
+    errors.update({iid: NO_TEXT for iid in no_text})
+    rst: PassStats | None = None
+    refine = opts.refine and bool(getattr(backend, "supports_refine", False))
+    if opts.refine and not refine:
+        log.warning("backend %s has no refinement pass; --refine ignored", backend.identity)
+    if refine:
+        rreqs = [
+            TagRequest(r.item_id, r.key, r.domain, r.title, r.description, tuple(final[r.item_id].tags))
+            for r in reqs
+            if r.item_id in final
+        ]
+        ref, rst = _run_pass(backend, cache, rreqs, "refine", opts)
+        for iid, a in ref.items():
+            if a.ok:  # a failed refinement keeps the first pass's tags
+                final[iid] = a
+    elapsed = time.perf_counter() - t_start
+    asked = gst.asked
+    summary = {
+        "backend": backend.identity,
+        "prompt": backend_prompt_identity(backend),
+        "refine": refine,
+        "shard": f"{opts.shard[0]}/{opts.shard[1]}",
+        "sample": opts.sample,
+        "sample_seed": opts.sample_seed if opts.sample is not None else None,
+        "limit": opts.limit,
+        "selected": int(len(ids)),
+        "no_text": len(no_text),
+        "tagged": len(final),
+        "failed": len(errors) - len(no_text),
+        "failed_by_reason": gst.failed_by_reason,
+        "generate": asdict(gst),
+        "refine_pass": asdict(rst) if rst is not None else None,
+        "model_calls": gst.asked + (rst.asked if rst else 0),
+        "seconds": round(elapsed, 3),
+        "backend_seconds": round(gst.seconds + (rst.seconds if rst else 0.0), 3),
+        "items_per_s": round(asked / (gst.seconds + (rst.seconds if rst else 0.0)), 3)
+        if asked and (gst.seconds + (rst.seconds if rst else 0.0)) > 0
+        else None,
+        "tags_per_item": round(float(np.mean([len(a.tags) for a in final.values()])), 3) if final else 0.0,
+    }
+    return TagRunResult(
+        tags={iid: list(a.tags) for iid, a in sorted(final.items())},
+        weights={iid: a.weights for iid, a in sorted(final.items())},
+        errors=dict(sorted(errors.items())),
+        backend=backend.identity,
+        prompt=backend_prompt_identity(backend),
+        summary=summary,
+    )

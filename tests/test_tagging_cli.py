@@ -1,0 +1,156 @@
+"""`temarec tag`: outputs, counts, resumability, shards and their merge, argument errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from temarec.cli import app
+from temarec.data.demo import generate_demo
+from temarec.tagging.runner import read_tags_jsonl
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def tags_file(tmp_path):
+    ds = generate_demo(seed=0)
+    keys = ds.items["key"].tolist()
+    data = {k: [f"theme {i % 13}", f"kind {i % 5}"] for i, k in enumerate(keys) if i % 10}
+    path = tmp_path / "tags.json"
+    path.write_text(json.dumps(data))
+    return path, ds
+
+
+def test_tag_file_backend_resumes_and_reports(tags_file, tmp_path):
+    path, ds = tags_file
+    out = tmp_path / "out"
+    args = ["tag", "--dataset", "demo", "--backend", "file", "--tags-file", str(path), "--output", str(out)]
+    res = runner.invoke(app, [*args, "--no-vocab", "--quiet"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    n_text = int(ds.items["title"].notna().sum())
+    assert summary["selected"] == ds.n_items and summary["no_text"] == ds.n_items - n_text
+    assert summary["failed_by_reason"].get("missing", 0) > 0 and summary["model_calls"] == n_text
+    assert "failed missing:" in res.output and "items/s" in res.output
+    tags, _ = read_tags_jsonl(out / "tags.jsonl")
+    assert tags and all(len(t) == 2 for t in tags.values())
+    # rerun: everything is cached, nothing is asked
+    res = runner.invoke(app, [*args, "--no-vocab", "--quiet"])
+    assert res.exit_code == 0 and "0 model calls" in res.output and f"{n_text:,} cached" in res.output
+
+
+def test_shards_merge_into_the_full_run(tags_file, tmp_path):
+    path, ds = tags_file
+    base = [
+        "tag",
+        "--dataset",
+        "demo",
+        "--backend",
+        "file",
+        "--tags-file",
+        str(path),
+        "--no-vocab",
+        "--quiet",
+    ]
+    for i in range(2):
+        res = runner.invoke(
+            app,
+            [
+                *base,
+                "--shard",
+                f"{i}/2",
+                "--cache",
+                str(tmp_path / f"s{i}.sqlite"),
+                "--output",
+                str(tmp_path / "o"),
+            ],
+        )
+        assert res.exit_code == 0, res.output
+    parts = [read_tags_jsonl(tmp_path / "o" / f"shard-{i}-of-2" / "tags.jsonl")[0] for i in range(2)]
+    assert not set(parts[0]) & set(parts[1])
+    res = runner.invoke(
+        app,
+        [
+            *base,
+            "--cache",
+            str(tmp_path / "s0.sqlite"),
+            "--merge-cache",
+            str(tmp_path / "s1.sqlite"),
+            "--output",
+            str(tmp_path / "full"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "0 model calls" in res.output
+    full, _ = read_tags_jsonl(tmp_path / "full" / "tags.jsonl")
+    assert full == {**parts[0], **parts[1]}
+
+
+def test_tag_writes_the_vocabulary(tags_file, tmp_path):
+    pytest.importorskip("temarec.tagging.vocab")
+    pytest.importorskip("temarec.features.text_encoder")
+    pytest.importorskip("sentence_transformers")
+    path, _ = tags_file
+    out = tmp_path / "out"
+    res = runner.invoke(
+        app,
+        [
+            "tag",
+            "--dataset",
+            "demo",
+            "--backend",
+            "file",
+            "--tags-file",
+            str(path),
+            "--output",
+            str(out),
+            "--quiet",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    from temarec.tagging.vocab import TagVocab
+
+    voc = TagVocab.load(out)
+    assert 0 < len(voc) <= 18 and "vocabulary" in res.output
+    assert json.loads((out / "summary.json").read_text())["vocab_size"] == len(voc)
+
+
+def test_default_output_goes_under_artifacts(tags_file, tmp_path, monkeypatch):
+    path, _ = tags_file
+    monkeypatch.setenv("TEMAREC_ARTIFACTS", str(tmp_path / "art"))
+    res = runner.invoke(
+        app,
+        [
+            "tag",
+            "--dataset",
+            "demo",
+            "--backend",
+            "file",
+            "--tags-file",
+            str(path),
+            "--limit",
+            "5",
+            "--no-vocab",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "art" / "tags" / "demo" / "file-tags-limit5" / "tags.jsonl").is_file()
+    assert (tmp_path / "art" / "tags" / "demo" / "cache.sqlite").is_file()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--backend", "nope"], "unknown backend"),
+        (["--backend", "file"], "--tags-file"),
+        (["--backend", "file", "--tags-file", "/nonexistent.json"], "not found"),
+        (["--backend", "keyphrase", "--shard", "2/2"], "shard"),
+        (["--backend", "keyphrase", "--limit", "0"], "--limit"),
+    ],
+)
+def test_argument_errors(extra, message):
+    res = runner.invoke(app, ["tag", "--dataset", "demo", *extra])
+    assert res.exit_code == 2 and message in res.output
