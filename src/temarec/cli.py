@@ -151,14 +151,20 @@ def train(
 def demo(
     output: Annotated[Path, typer.Option(help="where the demo runs are written")] = Path("runs/demo"),
     epochs: Annotated[int, typer.Option(help="maximum epochs per model")] = 30,
+    tagger: Annotated[
+        str, typer.Option(help="keyphrase (no LLM, fast), llamacpp (local SmolLM2), or none")
+    ] = "keyphrase",
     seed: int = 0,
 ) -> None:
-    """The main job on the built-in demo world: data -> train -> evaluate -> recommendations."""
+    """The whole TEMA-LLM pipeline on the demo world: tags -> features -> train -> evaluate -> explain."""
     import numpy as np
 
     from temarec.config import RunConfig
     from temarec.data.demo import generate_demo
+    from temarec.features.build import load_item_features
     from temarec.models import build_model
+    from temarec.pipeline import llamacpp_available, tag_catalogue
+    from temarec.serving.explain import linking_tags
     from temarec.serving.recommend import recommend
     from temarec.training.run import run
     from temarec.training.trainer import BEST, load_weights
@@ -170,30 +176,66 @@ def demo(
         f"demo world: {st['all']['users']:,} users, {st['all']['items']:,} items, "
         f"{st['all']['interactions']:,} interactions in {' + '.join(ds.domains)}"
     )
-    results = {}
-    for name in ("pop", "sasrec"):
-        cfg = RunConfig.model_validate(
-            {
-                "data": {"dataset": "demo"},
-                "model": {"name": name},
-                "train": {"seed": seed, "epochs": epochs, "patience": 5},
-                "eval": {"protocols": ["full", "uni100"]},
-            }
+    tags_source = None
+    if tagger == "llamacpp" and not llamacpp_available():
+        typer.echo(
+            "llama-cpp-python or the SmolLM2 model is not installed: using the keyphrase tagger instead"
         )
-        typer.echo(f"\n== {name}")
+        tagger = "keyphrase"
+    if tagger not in ("keyphrase", "llamacpp", "none"):
+        _fail(f"unknown tagger {tagger!r}; choose keyphrase, llamacpp or none")
+    if tagger != "none":
+        what = (
+            "the local LLM SmolLM2-135M (llama.cpp)"
+            if tagger == "llamacpp"
+            else "keyphrase extraction (no LLM)"
+        )
+        typer.echo(f"\n== stage 1: tags from {what}; answers are cached, a rerun is free")
+        tags_source, summary = tag_catalogue(ds, tagger, progress=True)
+        typer.echo(
+            f"tagged {summary['tagged']:,} items ({summary['tags_per_item']:.1f} tags/item), "
+            f"{summary['no_text']:,} without text, vocabulary {summary['vocab_size']:,} tags"
+        )
+    base = {
+        "data": {"dataset": "demo"},
+        "features": {"tags": tags_source or "none"},
+        "train": {"seed": seed, "epochs": epochs, "patience": 5},
+        "eval": {"protocols": ["full", "uni100"]},
+    }
+    typer.echo("\n== stage 2: item features (frozen MiniLM text encoder, tag embeddings)")
+    cfg_tema = RunConfig.model_validate(base | {"model": {"name": "tema"}})
+    feats = load_item_features(ds, cfg_tema.features, progress=True)
+    for k, v in feats.describe().items():
+        typer.echo(f"  {k}: {v}")
+    results = {}
+    for name in ("pop", "sasrec", "tema"):
+        cfg = RunConfig.model_validate(base | {"model": {"name": name}})
+        typer.echo(f"\n== stage 3: train and evaluate {name}")
         results[name] = run(cfg, output / name, progress=True, dataset=ds)
         _print_metrics(results[name])
-    model = build_model(ds.info(), RunConfig().model.model_copy(update={"name": "sasrec"}), 50)
-    load_weights(model, output / "sasrec" / BEST)
-    users = np.arange(3)
+    typer.echo("\n== comparison (test, full ranking)")
+    typer.echo(f"  {'model':<8}" + "".join(f"{d + ' NDCG@10':>16}{d + ' HR@10':>14}" for d in ds.domains))
+    for name, doc in results.items():
+        cells = "".join(
+            f"{doc['test'][d]['NDCG@10']:>16.4f}{doc['test'][d]['HR@10']:>14.4f}" for d in ds.domains
+        )
+        typer.echo(f"  {name:<8}{cells}")
+    model = build_model(ds.info(), cfg_tema.model, cfg_tema.data.max_len, features=feats)
+    load_weights(model, output / "tema" / BEST)
     titles = ds.items["title"].fillna("(no title)")
-    for u in users:
+    typer.echo("\n== stage 4: recommendations from tema, with the tags that link them to the history")
+    for u in range(3):
+        hist = ds.sequences.row(u)
         typer.echo(f"\nuser {ds.user_keys[u]}: latest purchases")
-        for it in ds.sequences.row(u)[-4:]:
+        for it in hist[-4:]:
             typer.echo(f"   [{ds.domains[ds.item_domain[it]]}] {titles[it]}")
         for d, dname in enumerate(ds.domains):
             ids, _ = recommend(model, ds, np.asarray([u]), d, k=3)
-            typer.echo(f"  next in {dname}: " + " | ".join(str(titles[i]) for i in ids[0]))
+            typer.echo(f"  next in {dname}:")
+            for i in ids[0]:
+                links = linking_tags(feats, hist, int(i), k=3)
+                why = "; ".join(f"{x.tag} (like {titles[x.history_items[0]]})" for x in links)
+                typer.echo(f"    {titles[i]}" + (f"  <- {why}" if why else ""))
     typer.echo(f"\ndemo finished in {time.perf_counter() - t0:.0f}s; runs in {output}")
 
 

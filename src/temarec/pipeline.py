@@ -1,0 +1,67 @@
+"""The whole TEMA-LLM pipeline as functions: tag a catalogue, build its vocabulary, train, compare.
+
+The CLI's `tag` command exposes every option; `tag_catalogue` is the short path the demo and scripts use.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from temarec.data.dataset import CDDataset
+from temarec.settings import artifacts_root
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.") or "x"
+
+
+def llamacpp_available() -> bool:
+    try:
+        import llama_cpp  # noqa: F401
+
+        from temarec.tagging.llamacpp import default_model_path
+
+        return default_model_path().is_file()
+    except (ImportError, OSError, RuntimeError):
+        return False
+
+
+def tag_catalogue(
+    ds: CDDataset,
+    backend: str = "keyphrase",
+    source: str | None = None,
+    refine: bool = False,
+    progress: bool = True,
+    **backend_options,
+) -> tuple[str, dict]:
+    """Tag every item of `ds` (cached), build and save the tag vocabulary; returns (source name, summary)."""
+    from temarec.features.text_encoder import load_text_encoder
+    from temarec.tagging import get_backend
+    from temarec.tagging.cache import TagCache
+    from temarec.tagging.runner import TagRunOptions, tag_dataset
+    from temarec.tagging.vocab import build_vocab
+
+    source = source or (backend + ("-refined" if refine else ""))
+    root = artifacts_root() / "tags" / _slug(ds.name)
+    out = root / _slug(source)
+    be = get_backend(backend, **backend_options)
+    try:
+        with TagCache(root / "cache.sqlite") as store:
+            opts = TagRunOptions(
+                refine=refine, progress=progress, batch_size=8 if backend == "llamacpp" else 64
+            )
+            res = tag_dataset(ds, be, store, opts)
+    finally:
+        be.close()
+    res.to_jsonl(ds, out / "tags.jsonl")
+    vocab = build_vocab(
+        res.tags, res.weights, ds.item_domain, encoder=load_text_encoder(), source=source, domains=ds.domains
+    )
+    vocab.save(out)
+    summary = dict(res.summary, vocab_size=len(vocab), folder=str(out))
+    return _slug(source), summary
+
+
+def tag_folder(ds: CDDataset, source: str) -> Path:
+    return artifacts_root() / "tags" / _slug(ds.name) / _slug(source)
