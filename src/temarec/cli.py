@@ -150,7 +150,7 @@ def train(
 @app.command()
 def demo(
     output: Annotated[Path, typer.Option(help="where the demo runs are written")] = Path("runs/demo"),
-    epochs: Annotated[int, typer.Option(help="maximum epochs per model")] = 30,
+    epochs: Annotated[int, typer.Option(help="maximum epochs per model")] = 20,
     tagger: Annotated[
         str, typer.Option(help="keyphrase (no LLM, fast), llamacpp (local SmolLM2), or none")
     ] = "keyphrase",
