@@ -51,3 +51,14 @@ def test_unknown_dataset_and_model_are_clear_errors(tmp_path):
     assert res.exit_code == 2
     res = runner.invoke(app, ["train", "--set", "model.hidden=abc", "--output", str(tmp_path)])
     assert res.exit_code == 2 and "hidden" in res.output
+
+
+def test_demo_runs_the_whole_pipeline(tmp_path):
+    """The quickstart's main job, with one epoch per model so that it stays a test."""
+    res = runner.invoke(app, ["demo", "--output", str(tmp_path), "--epochs", "1"])
+    assert res.exit_code == 0, res.output
+    for stage in ("stage 1: tags from keyphrase", "stage 2", "train and evaluate tema", "stage 4"):
+        assert stage in res.output
+    for model in ("pop", "sasrec", "tema"):
+        assert json.loads((tmp_path / model / "metrics.json").read_text())["model"] == model
+    assert "next in Kitchen" in res.output and "demo finished" in res.output
