@@ -40,6 +40,12 @@ class ModelConfig(_Strict):
     cross_attention: bool = True
     intra_attention: bool = True
     tag_attention: bool = True
+    intra_layers: int | None = Field(
+        None, ge=1, description="blocks of each intra-domain encoder (None: as many as `layers`)"
+    )
+    history_tags: int = Field(
+        4, ge=1, description="tags per history item (best first) that the tag-level history attention reads"
+    )
 
     def model_post_init(self, _context) -> None:
         if self.id_only:

@@ -100,7 +100,22 @@ class DotModel(RecModel):
         inputs, targets = shift(window)
         return self.domain_softmax_loss(self.hidden(inputs), targets)
 
-    def domain_softmax_loss(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def sample_negatives(self, device: torch.device) -> list[torch.Tensor | None]:
+        """Per domain, the shared negatives of a sampled softmax (global ids), or None for the full one."""
+        k = self.cfg.softmax_negatives
+        out: list[torch.Tensor | None] = []
+        for d in (0, 1):
+            size = self.info.domain_size[d]
+            out.append(
+                None
+                if k <= 0 or k >= size
+                else torch.randint(0, size, (k,), device=device) + self.info.domain_offset[d]
+            )
+        return out
+
+    def domain_softmax_loss(
+        self, h: torch.Tensor, targets: torch.Tensor, negatives: list[torch.Tensor | None] | None = None
+    ) -> torch.Tensor:
         """Cross-entropy over the target's domain only, at every position that has a target."""
         tdom = self.item_domain[targets]
         total, count = h.new_zeros(()), 0
@@ -109,22 +124,24 @@ class DotModel(RecModel):
             n = int(mask.sum())
             if n == 0:
                 continue
-            total = total + self.softmax_ce(self.head(h[mask], d), targets[mask], d)
+            neg = None if negatives is None else negatives[d]
+            total = total + self.softmax_ce(self.head(h[mask], d), targets[mask], d, neg)
             count += n
         return total / max(count, 1)
 
-    def softmax_ce(self, u: torch.Tensor, targets: torch.Tensor, d: int) -> torch.Tensor:
+    def softmax_ce(
+        self, u: torch.Tensor, targets: torch.Tensor, d: int, neg: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Summed cross-entropy of `[n, D]` states against domain `d`: full, or sampled when configured.
 
         The sampled form shares `softmax_negatives` uniform negatives across the batch (a negative equal
         to the positive is masked); it trades a little accuracy for speed on large catalogues.
         """
-        offset, size = self.info.domain_offset[d], self.info.domain_size[d]
-        k = self.cfg.softmax_negatives
-        if k <= 0 or k >= size:
+        if neg is None:
+            neg = self.sample_negatives(u.device)[d]
+        if neg is None:
             logits = u @ self.item_vectors(d).T
-            return F.cross_entropy(logits, targets - offset, reduction="sum")
-        neg = torch.randint(0, size, (k,), device=u.device) + offset
+            return F.cross_entropy(logits, targets - self.info.domain_offset[d], reduction="sum")
         pos_logit = (u * self.embed(targets)).sum(-1, keepdim=True)
         neg_logit = (u @ self.embed(neg).T).masked_fill(neg[None, :] == targets[:, None], float("-inf"))
         logits = torch.cat([pos_logit, neg_logit], dim=1)

@@ -8,6 +8,7 @@ from torch import nn
 from temarec.config import ModelConfig
 from temarec.data.dataset import DatasetInfo
 from temarec.models.base import DotModel
+from temarec.models.layers import Dropout
 
 
 class GRU4Rec(DotModel):
@@ -15,7 +16,7 @@ class GRU4Rec(DotModel):
 
     def __init__(self, info: DatasetInfo, cfg: ModelConfig):
         super().__init__(info, cfg)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.gru = nn.GRU(cfg.hidden, cfg.hidden, num_layers=1, batch_first=True)
         self.heads = nn.ModuleList(nn.Linear(cfg.hidden, cfg.hidden) for _ in range(2))
 

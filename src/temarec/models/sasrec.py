@@ -13,6 +13,7 @@ from torch import nn
 from temarec.config import ModelConfig
 from temarec.data.dataset import DatasetInfo
 from temarec.models.base import DotModel
+from temarec.models.layers import Dropout
 
 
 class Block(nn.Module):
@@ -26,14 +27,19 @@ class Block(nn.Module):
         self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
-        self.ff = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(dim, dim))
-        self.drop = nn.Dropout(dropout)
+        self.ff = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), Dropout(dropout), nn.Linear(dim, dim))
+        self.drop = Dropout(dropout)
+        self.att_drop = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        drop = self.dropout if self.training else 0.0
-        att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
+        if self.training and self.dropout > 0:
+            # the same as SDPA's math path with dropout_p, but with the cheaper dropout (see layers.Dropout)
+            scores = (q @ k.transpose(-1, -2)) * (d // self.heads) ** -0.5
+            att = self.att_drop(torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)) @ v
+        else:
+            att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         x = x + self.drop(self.proj(att.transpose(1, 2).reshape(b, n, d)))
         return x + self.drop(self.ff(self.ln2(x)))
 
@@ -52,13 +58,17 @@ class SASRecEncoder(nn.Module):
     def __init__(self, dim: int, max_len: int, layers: int, heads: int, dropout: float):
         super().__init__()
         self.pos = nn.Embedding(max_len, dim)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.blocks = nn.ModuleList(Block(dim, heads, dropout) for _ in range(layers))
         self.ln = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
+        """Sequences may be shorter than `max_len`: positions count from the right (latest) end, so a
+        left-padded sequence cut to its non-padded tail gets the same positional embeddings."""
         n = seq.shape[1]
-        pos = torch.arange(n, device=seq.device)
+        if n > self.pos.num_embeddings:
+            raise ValueError(f"sequence length {n} exceeds max_len {self.pos.num_embeddings}")
+        pos = torch.arange(self.pos.num_embeddings - n, self.pos.num_embeddings, device=seq.device)
         valid = (seq > 0).unsqueeze(-1)
         x = self.drop(x * x.shape[-1] ** 0.5 + self.pos(pos)[None]) * valid
         mask = causal_mask(seq)

@@ -26,7 +26,8 @@ from temarec.config import ModelConfig
 from temarec.data.dataset import DatasetInfo
 from temarec.data.ragged import Ragged
 from temarec.features.item_features import ItemFeatures
-from temarec.models.base import DotModel
+from temarec.models.base import DotModel, shift
+from temarec.models.layers import Dropout
 from temarec.models.sasrec import SASRecEncoder
 
 NEG = -1e9
@@ -60,10 +61,15 @@ class TagFusion(nn.Module):
             self.tag_text = None
         self.query = nn.Parameter(torch.zeros(dim))
         self.key = nn.Linear(dim, dim, bias=False)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def tag_vectors(self, tag_ids: torch.Tensor) -> torch.Tensor:
-        """Vectors of tag ids of any shape (the pad id gives zeros): a learned id vector plus projected text.
+        """Vectors of tag ids of any shape (pad id: zeros): a learned id vector plus projected text."""
+        vec, inv = self.distinct_tag_vectors(tag_ids)
+        return vec[inv].view(*tag_ids.shape, -1)
+
+    def distinct_tag_vectors(self, tag_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(vectors of the distinct tags [U, D], index of each input into them)`.
 
         Only the distinct tags of the call are projected; projecting the whole vocabulary every step
         (12k tags x 384 -> D on amazon-food-kitchen) would cost more than the rest of the model.
@@ -73,7 +79,7 @@ class TagFusion(nn.Module):
         if self.tag_text is not None:
             pad = self.tag_id_emb.padding_idx
             vec = vec + self.text_proj(self.tag_text[uniq]) * (uniq != pad).unsqueeze(-1)
-        return vec[inv].view(*tag_ids.shape, -1)
+        return vec, inv
 
     def forward(
         self, ids: torch.Tensor, context: torch.Tensor | None = None
@@ -109,7 +115,7 @@ class ItemEncoder(nn.Module):
         self.use_text = cfg.use_text and feats is not None and feats.text is not None
         self.use_image = cfg.use_image and feats is not None and feats.image is not None
         self.use_tags = cfg.use_tags and feats is not None and feats.tag_ids is not None and feats.n_tags > 0
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         if self.use_text:
             self.register_buffer("text", torch.from_numpy(feats.text.astype(np.float32)), False)
             self.register_buffer("text_mask", torch.from_numpy(feats.text_mask), False)
@@ -137,6 +143,8 @@ class ItemEncoder(nn.Module):
 
     def encode(self, ids: torch.Tensor) -> torch.Tensor:
         id_vec = self.id_emb(ids)
+        if self.gate is None:  # ID only
+            return id_vec
         mods, masks = [id_vec], [self.seen[ids]]
         content = None
         if self.use_text:
@@ -167,18 +175,29 @@ class TagHistoryAttention(nn.Module):
         super().__init__()
         self.heads = heads
         self.q = nn.Linear(dim, dim)
-        self.kv = nn.Linear(dim, 2 * dim)
-        self.null = nn.Parameter(torch.zeros(2 * dim))
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.null_k = nn.Parameter(torch.zeros(dim))
+        self.null_v = nn.Parameter(torch.zeros(dim))
         self.out = nn.Linear(dim, dim)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.ln = nn.LayerNorm(dim)
 
-    def forward(self, query: torch.Tensor, tag_vec: torch.Tensor, tag_valid: torch.Tensor) -> torch.Tensor:
-        """query `[B, L, D]`; tag_vec `[B, L, T, D]`; tag_valid `[B, L, T]` -> `[B, L, D]`."""
-        b, n, t, d = tag_vec.shape
-        h = self.heads
-        kv = torch.cat([self.null.expand(b, 1, 2 * d), self.kv(tag_vec.reshape(b, n * t, d))], dim=1)
-        k, v = kv.view(b, 1 + n * t, 2, h, d // h).permute(2, 0, 3, 1, 4)
+    def forward(
+        self, query: torch.Tensor, tag_vec: torch.Tensor, tag_index: torch.Tensor, tag_valid: torch.Tensor
+    ) -> torch.Tensor:
+        """query `[B, L, D]`; distinct tag vectors `[U, D]`; tag_index, tag_valid `[B, L, T]` -> `[B, L, D]`.
+
+        Keys and values are projected once per distinct tag (a few thousand per batch), not once per
+        (position, tag) slot (B x L x T, about 50k).
+        """
+        b, n, t = tag_index.shape
+        d, h = query.shape[-1], self.heads
+        index = torch.cat([tag_index.new_full((b, 1), len(tag_vec)), tag_index.reshape(b, n * t)], dim=1)
+        # the null key/value is the last row; keys and values are gathered head-major, without a copy
+        k = torch.cat([self.k(tag_vec), self.null_k[None]])[index]
+        v = torch.cat([self.v(tag_vec), self.null_v[None]])[index]
+        k, v = (z.view(b, 1 + n * t, h, d // h).transpose(1, 2) for z in (k, v))
         q = self.q(self.ln(query)).view(b, n, h, d // h).transpose(1, 2)
         pos = torch.arange(n, device=query.device)
         causal = (pos[None, :, None] >= pos[None, None, :]).expand(b, n, n)  # query i sees items j <= i
@@ -199,9 +218,10 @@ class TEMA(DotModel):
         dim = cfg.hidden
         del self.item_emb  # the item encoder owns the ID embedding
         self.items = ItemEncoder(info, cfg, features)
-        enc = lambda: SASRecEncoder(dim, max_len, cfg.layers, cfg.heads, cfg.dropout)  # noqa: E731
-        self.cross = enc() if cfg.cross_attention else None
-        self.intra = nn.ModuleList(enc() for _ in range(2)) if cfg.intra_attention else None
+        enc = lambda n: SASRecEncoder(dim, max_len, n, cfg.heads, cfg.dropout)  # noqa: E731
+        self.cross = enc(cfg.layers) if cfg.cross_attention else None
+        intra_layers = cfg.intra_layers or cfg.layers
+        self.intra = nn.ModuleList(enc(intra_layers) for _ in range(2)) if cfg.intra_attention else None
         if self.cross is None and self.intra is None:
             raise ValueError("tema needs cross_attention or intra_attention (or both)")
         self.tag_att = (
@@ -214,6 +234,7 @@ class TEMA(DotModel):
         self.fuse_k = nn.Linear(dim, dim, bias=False)
         self.heads_out = nn.ModuleList(nn.Linear(dim, dim) for _ in range(2))
         self._cache: dict[int, torch.Tensor] = {}
+        self._table: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # ---- items ------------------------------------------------------------------------------------
     def fit_static(self, train: Ragged) -> None:
@@ -223,7 +244,26 @@ class TEMA(DotModel):
         self.items.seen.copy_(torch.from_numpy(seen))
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        if self._table is not None:  # inside `loss`: every id of the step was encoded once
+            uniq, vec = self._table
+            return vec[torch.searchsorted(uniq, ids.contiguous())]
         return self.items(ids)
+
+    def loss(self, window: torch.Tensor) -> torch.Tensor:
+        """Encodes every item the step touches (inputs, targets, negatives) once, then the usual loss.
+
+        The item encoder is the costly part of a TEMA step; calling it separately for the inputs, the
+        positives and the negatives of each domain would encode most items several times.
+        """
+        inputs, targets = shift(window)
+        negatives = self.sample_negatives(window.device)
+        ids = torch.cat([window.reshape(-1), *(n for n in negatives if n is not None)])
+        uniq = torch.unique(ids)  # sorted
+        self._table = (uniq, self.items.encode(uniq))
+        try:
+            return self.domain_softmax_loss(self.hidden(inputs), targets, negatives)
+        finally:
+            self._table = None
 
     def item_vectors(self, domain: int) -> torch.Tensor:
         if self.training:
@@ -247,17 +287,17 @@ class TEMA(DotModel):
         `x` (the mixed sequence's item vectors) is reused: the subsequence is a reordering of it.
         """
         keep = (seq > 0) & (self.item_domain[seq] == d)
-        order = torch.sort(keep.to(torch.int8), dim=1, stable=True).indices
+        n = seq.shape[1]
+        count = keep.long().cumsum(1)  # d-items seen up to each position
+        total = count[:, -1:]
+        m = max(int(total.max()), 1)  # only the last m columns of the sorted subsequence hold items
+        order = torch.sort(keep.to(torch.int8), dim=1, stable=True).indices[:, n - m :]
         sub = torch.where(keep, seq, 0).gather(1, order)
         if x is None:
             x = self.embed(seq)
         xs = (x * keep.unsqueeze(-1)).gather(1, order.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
-        h = self.intra[d](xs, sub)  # [B, L, D], left-padded like `sub`
-        n = seq.shape[1]
-        is_d = (seq > 0) & (self.item_domain[seq] == d)
-        count = is_d.long().cumsum(1)  # d-items seen up to each position
-        total = count[:, -1:]
-        idx = (n - total + count - 1).clamp(0, n - 1)
+        h = self.intra[d](xs, sub)  # [B, m, D], left-padded like `sub`
+        idx = (m - total + count - 1).clamp(0, m - 1)
         out = h.gather(1, idx.unsqueeze(-1).expand(-1, -1, h.shape[-1]))
         return torch.where((count > 0).unsqueeze(-1), out, self.empty)
 
@@ -271,10 +311,12 @@ class TEMA(DotModel):
             streams += [self._intra_states(seq, 0, x), self._intra_states(seq, 1, x)]
         if self.tag_att is not None:
             tf = self.items.tags
-            tids = tf.tag_ids[seq]
-            valid = tf.tag_valid[seq] & (seq > 0).unsqueeze(-1)
+            kt = self.cfg.history_tags
+            tids = tf.tag_ids[seq][..., :kt]
+            valid = tf.tag_valid[seq][..., :kt] & (seq > 0).unsqueeze(-1)
             query = streams[0]
-            streams.append(query + self.tag_att(query, tf.tag_vectors(tids), valid))
+            vec, inv = tf.distinct_tag_vectors(tids)
+            streams.append(query + self.tag_att(query, vec, inv.view(tids.shape), valid))
         return torch.stack(streams, dim=-2)
 
     def head(self, h: torch.Tensor, domain: int) -> torch.Tensor:
