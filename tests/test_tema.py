@@ -39,6 +39,8 @@ ABLATIONS = [
     {"use_text": False},
     {"id_only": True},
     {"softmax_negatives": 20},
+    {"softmax_negatives": 20, "modality_fusion": "sum", "id_dropout": 0.5, "item_dropout": 0.1},
+    {"intra_layers": 2, "history_tags": 2},
 ]
 
 
@@ -132,3 +134,28 @@ def test_intra_states_follow_each_domain(demo_ds, feats):
     torch.testing.assert_close(st[0, 1], alone[0, 4])
     torch.testing.assert_close(st[0, 2], alone[0, 4])  # a B item does not move the A state
     torch.testing.assert_close(st[0, 5], alone[0, 5])
+
+
+@pytest.mark.parametrize("name,expect_seen", [("tema", True), ("sasrec", False)])
+def test_training_negatives_come_from_seen_items_for_content_models(demo_ds, feats, name, expect_seen):
+    """An item absent from training is only ever a negative; a content model must not learn to bury it."""
+    info = demo_ds.info()
+    cfg = ModelConfig(name=name, hidden=16, layers=1, softmax_negatives=50)
+    model = build_model(info, cfg, 11, features=feats if name == "tema" else None)
+    train = demo_ds.sequences.take(np.arange(40))  # a small training set: many items stay unseen
+    model.fit_static(train)
+    seen = set(np.unique(train.values).tolist())
+    drawn = torch.cat([n for n in model.sample_negatives(torch.device("cpu")) if n is not None]).tolist()
+    assert all(info.item_domain[i] in (0, 1) for i in drawn)
+    assert set(drawn) <= seen if expect_seen else not set(drawn) <= seen
+
+
+def test_full_softmax_leaves_unseen_items_out(demo_ds, feats):
+    info = demo_ds.info()
+    model = build_model(
+        info, ModelConfig(name="tema", hidden=16, layers=1, negatives="seen"), 11, features=feats
+    )
+    train = demo_ds.sequences.take(np.arange(40))
+    model.fit_static(train)
+    loss = model.loss(_seq(demo_ds, length=12)[:40])
+    assert torch.isfinite(loss)

@@ -31,6 +31,11 @@ class ModelConfig(_Strict):
         ge=0,
         description="0: full softmax over the target domain; k: sampled softmax with k shared negatives",
     )
+    negatives: Literal["auto", "all", "seen"] = Field(
+        "auto",
+        description="training negatives from all items of the domain or only those seen in training; "
+        "auto: seen for models that score unseen items from content (tema), all otherwise",
+    )
     # tema only: each ablation of SPEC is one flag
     use_text: bool = True
     use_image: bool = True
@@ -42,6 +47,21 @@ class ModelConfig(_Strict):
     tag_attention: bool = True
     intra_layers: int | None = Field(
         None, ge=1, description="blocks of each intra-domain encoder (None: as many as `layers`)"
+    )
+    item_dropout: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="dropout on tema's fused item vectors (they are also the output embeddings)",
+    )
+    id_dropout: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="tema: chance of hiding an item's ID vector in training (content only)",
+    )
+    modality_fusion: Literal["gate", "sum"] = Field(
+        "gate", description="tema: fuse ID/text/image/tag vectors by a learned gate or by their sum"
     )
     history_tags: int = Field(
         4, ge=1, description="tags per history item (best first) that the tag-level history attention reads"

@@ -22,6 +22,7 @@ class RecModel(nn.Module):
 
     name: ClassVar[str] = "base"
     trainable: ClassVar[bool] = True
+    scores_unseen_items: ClassVar[bool] = False  # True: items never seen in training get content vectors
 
     def __init__(self, info: DatasetInfo, cfg: ModelConfig):
         super().__init__()
@@ -100,17 +101,37 @@ class DotModel(RecModel):
         inputs, targets = shift(window)
         return self.domain_softmax_loss(self.hidden(inputs), targets)
 
+    def fit_static(self, train: Ragged) -> None:
+        """Record the items seen in training: with `negatives=seen` only they are trained as negatives."""
+        mode = self.cfg.negatives
+        if mode == "auto":
+            mode = "seen" if self.scores_unseen_items else "all"
+        self._neg_pool: list[torch.Tensor | None] = [None, None]
+        if mode == "seen":
+            seen = np.unique(train.values[train.values > 0])
+            dom = self.info.item_domain[seen]
+            dev = self.item_domain.device
+            self._neg_pool = [torch.from_numpy(seen[dom == d]).to(dev) for d in (0, 1)]
+
     def sample_negatives(self, device: torch.device) -> list[torch.Tensor | None]:
-        """Per domain, the shared negatives of a sampled softmax (global ids), or None for the full one."""
+        """Per domain, the shared negatives of a sampled softmax (global ids), or None for the full one.
+
+        Uniform over the domain's items, or over those seen in training (`negatives=seen`): an item that
+        never occurs in training is otherwise only ever a negative, and a model that scores it from content
+        learns to bury every item that looks new.
+        """
         k = self.cfg.softmax_negatives
+        pools = getattr(self, "_neg_pool", [None, None])
         out: list[torch.Tensor | None] = []
         for d in (0, 1):
-            size = self.info.domain_size[d]
-            out.append(
-                None
-                if k <= 0 or k >= size
-                else torch.randint(0, size, (k,), device=device) + self.info.domain_offset[d]
-            )
+            pool = pools[d]
+            size = self.info.domain_size[d] if pool is None else len(pool)
+            if k <= 0 or k >= size:
+                out.append(None)
+            elif pool is None:
+                out.append(torch.randint(0, size, (k,), device=device) + self.info.domain_offset[d])
+            else:
+                out.append(pool[torch.randint(0, size, (k,), device=pool.device)].to(device))
         return out
 
     def domain_softmax_loss(
@@ -141,6 +162,11 @@ class DotModel(RecModel):
             neg = self.sample_negatives(u.device)[d]
         if neg is None:
             logits = u @ self.item_vectors(d).T
+            pool = getattr(self, "_neg_pool", [None, None])[d]
+            if pool is not None:  # negatives=seen: items never seen in training are left out of the softmax
+                keep = torch.zeros(logits.shape[1], dtype=torch.bool, device=logits.device)
+                keep[pool - self.info.domain_offset[d]] = True
+                logits = logits.masked_fill(~keep, float("-inf"))
             return F.cross_entropy(logits, targets - self.info.domain_offset[d], reduction="sum")
         pos_logit = (u * self.embed(targets)).sum(-1, keepdim=True)
         neg_logit = (u @ self.embed(neg).T).masked_fill(neg[None, :] == targets[:, None], float("-inf"))

@@ -115,7 +115,9 @@ class ItemEncoder(nn.Module):
         self.use_text = cfg.use_text and feats is not None and feats.text is not None
         self.use_image = cfg.use_image and feats is not None and feats.image is not None
         self.use_tags = cfg.use_tags and feats is not None and feats.tag_ids is not None and feats.n_tags > 0
-        self.drop = Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.item_dropout)  # on both input and output sides: keep it light
+        self.id_dropout = cfg.id_dropout
+        self.fusion = cfg.modality_fusion
         if self.use_text:
             self.register_buffer("text", torch.from_numpy(feats.text.astype(np.float32)), False)
             self.register_buffer("text_mask", torch.from_numpy(feats.text_mask), False)
@@ -129,7 +131,7 @@ class ItemEncoder(nn.Module):
                 nn.Linear(feats.image.shape[1], dim), nn.GELU(), nn.Linear(dim, dim)
             )
         if self.use_tags:
-            self.tags = TagFusion(feats, dim, cfg.tag_fusion, cfg.dropout)
+            self.tags = TagFusion(feats, dim, cfg.tag_fusion, cfg.item_dropout)
         n_mod = 1 + self.use_text + self.use_image + self.use_tags
         self.gate = nn.Linear(dim, 1) if n_mod > 1 else None
         self.gate_bias = nn.Parameter(torch.zeros(n_mod))
@@ -161,9 +163,14 @@ class ItemEncoder(nn.Module):
             masks.append(has)
         m = torch.stack(mods, dim=-2)  # [..., K, D]
         mask = torch.stack(masks, dim=-1)
+        if self.training and self.id_dropout > 0:  # hide some IDs so that content has to carry the item
+            mask[..., 0] = mask[..., 0] & (torch.rand(mask.shape[:-1], device=ids.device) >= self.id_dropout)
         mask[..., 0] = mask[..., 0] | ~mask[..., 1:].any(-1)  # an item with nothing else keeps its ID
-        logits = self.gate(torch.tanh(m)).squeeze(-1) + self.gate_bias
-        w = torch.softmax(logits.masked_fill(~mask, NEG), dim=-1)
+        if self.fusion == "sum":  # every available modality adds its vector
+            w = mask.to(m.dtype)
+        else:  # a learned gate over the available modalities (weights sum to one)
+            logits = self.gate(torch.tanh(m)).squeeze(-1) + self.gate_bias
+            w = torch.softmax(logits.masked_fill(~mask, NEG), dim=-1)
         fused = (w.unsqueeze(-1) * self.drop(m)).sum(-2)
         return fused * (ids > 0).unsqueeze(-1)  # padding stays exactly zero
 
@@ -210,6 +217,7 @@ class TagHistoryAttention(nn.Module):
 class TEMA(DotModel):
     name = "tema"
     needs_features = True
+    scores_unseen_items = True
 
     def __init__(
         self, info: DatasetInfo, cfg: ModelConfig, max_len: int = 50, features: ItemFeatures | None = None
@@ -239,6 +247,7 @@ class TEMA(DotModel):
     # ---- items ------------------------------------------------------------------------------------
     def fit_static(self, train: Ragged) -> None:
         """Items never seen in training are scored from content only (their ID vector is untrained)."""
+        super().fit_static(train)
         seen = np.zeros(self.info.n_items + 1, dtype=bool)
         seen[np.unique(train.values)] = True
         self.items.seen.copy_(torch.from_numpy(seen))
