@@ -119,21 +119,22 @@ def test_item_without_any_content_keeps_its_id(demo_ds, feats):
 
 
 def test_intra_states_follow_each_domain(demo_ds, feats):
-    """The intra stream at a position equals the domain encoder's state after that domain's last item."""
+    """The intra stream at a position is the domain encoder's state at that domain's last item so far;
+    the encoder reads the mixed window with the other domain masked, so items keep their mixed positions."""
     info = demo_ds.info()
     model = build_model(info, ModelConfig(name="tema", hidden=8, layers=1, dropout=0.0), 6, features=feats)
     model.eval()
     a0, a1, b0 = info.domain_offset[0], info.domain_offset[0] + 1, info.domain_offset[1]
     seq = torch.tensor([[0, a0, b0, a1, b0 + 1, b0 + 2]])
+    masked = torch.tensor([[0, a0, 0, a1, 0, 0]])
     with torch.no_grad():
         st = model._intra_states(seq, 0)
-        alone = model.intra[0](
-            model.embed(torch.tensor([[0, 0, 0, 0, a0, a1]])), torch.tensor([[0, 0, 0, 0, a0, a1]])
-        )
+        alone = model.intra[0](model.embed(masked), masked)
     torch.testing.assert_close(st[0, 0], model.empty.detach())  # nothing of domain A yet
-    torch.testing.assert_close(st[0, 1], alone[0, 4])
-    torch.testing.assert_close(st[0, 2], alone[0, 4])  # a B item does not move the A state
-    torch.testing.assert_close(st[0, 5], alone[0, 5])
+    torch.testing.assert_close(st[0, 1], alone[0, 1])
+    torch.testing.assert_close(st[0, 2], alone[0, 1])  # a B item does not move the A state
+    torch.testing.assert_close(st[0, 3], alone[0, 3])
+    torch.testing.assert_close(st[0, 5], alone[0, 3])
 
 
 @pytest.mark.parametrize("name,expect_seen", [("tema", True), ("sasrec", False)])
@@ -159,3 +160,24 @@ def test_full_softmax_leaves_unseen_items_out(demo_ds, feats):
     model.fit_static(train)
     loss = model.loss(_seq(demo_ds, length=12)[:40])
     assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("flags", [{}, {"cross_attention": False}])
+def test_no_state_depends_on_a_later_item(demo_ds, feats, flags):
+    """Changing the last item (even to the other domain) leaves every earlier position's streams as they were.
+
+    Every position is trained against its own next item, so any dependence on later items leaks the target.
+    """
+    torch.manual_seed(0)
+    info = demo_ds.info()
+    model = build_model(
+        info, ModelConfig(name="tema", hidden=16, layers=1, **flags), 12, features=feats
+    ).eval()
+    seq = _seq(demo_ds, n=16, length=12)
+    before = model.hidden(seq)
+    changed = seq.clone()
+    dom = info.item_domain[changed[:, -1].numpy()]
+    changed[:, -1] = torch.from_numpy(np.where(dom == 0, info.domain_offset[1], info.domain_offset[0]) + 2)
+    after = model.hidden(changed)
+    assert torch.allclose(before[:, :-1], after[:, :-1], atol=1e-6)
+    assert not torch.allclose(before[:, -1], after[:, -1])

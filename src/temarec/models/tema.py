@@ -293,22 +293,25 @@ class TEMA(DotModel):
     def _intra_states(self, seq: torch.Tensor, d: int, x: torch.Tensor | None = None) -> torch.Tensor:
         """State of the domain-`d` encoder after the last `d` item at or before each mixed position.
 
-        `x` (the mixed sequence's item vectors) is reused: the subsequence is a reordering of it.
+        The encoder reads the mixed window with the other domain's items masked as padding, so every item
+        keeps its mixed position. (Compacting the subsequence instead would give an item a position that
+        depends on how many items of its domain come *later* in the window: a leak of the future in
+        training.) Leading columns with no `d` item in any row are dropped; positions count from the
+        right, so that changes nothing. `x` (the mixed sequence's item vectors) is reused.
         """
         keep = (seq > 0) & (self.item_domain[seq] == d)
         n = seq.shape[1]
-        count = keep.long().cumsum(1)  # d-items seen up to each position
-        total = count[:, -1:]
-        m = max(int(total.max()), 1)  # only the last m columns of the sorted subsequence hold items
-        order = torch.sort(keep.to(torch.int8), dim=1, stable=True).indices[:, n - m :]
-        sub = torch.where(keep, seq, 0).gather(1, order)
+        pos = torch.arange(n, device=seq.device)
+        last = torch.where(keep, pos, -1).cummax(dim=1).values  # last d position at or before each one
+        any_col = keep.any(0)
+        start = int(any_col.float().argmax()) if bool(any_col.any()) else n - 1
         if x is None:
             x = self.embed(seq)
-        xs = (x * keep.unsqueeze(-1)).gather(1, order.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
-        h = self.intra[d](xs, sub)  # [B, m, D], left-padded like `sub`
-        idx = (m - total + count - 1).clamp(0, m - 1)
+        sub = torch.where(keep, seq, 0)[:, start:]
+        h = self.intra[d]((x * keep.unsqueeze(-1))[:, start:], sub)  # [B, n - start, D]
+        idx = (last - start).clamp_min(0)
         out = h.gather(1, idx.unsqueeze(-1).expand(-1, -1, h.shape[-1]))
-        return torch.where((count > 0).unsqueeze(-1), out, self.empty)
+        return torch.where((last >= 0).unsqueeze(-1), out, self.empty)
 
     def hidden(self, seq: torch.Tensor) -> torch.Tensor:
         """`[B, L, K, D]`: the K attention streams (cross, intra A, intra B, tags) at every position."""
