@@ -239,6 +239,53 @@ def demo(
     typer.echo(f"\ndemo finished in {time.perf_counter() - t0:.0f}s; runs in {output}")
 
 
+@app.command()
+def bench(
+    config: Annotated[str, typer.Argument(help="'quick', 'paper', or a bench YAML file")],
+    output: Annotated[
+        Path | None, typer.Option(help="root of run folders and reports (default: config's)")
+    ] = None,
+    jobs: Annotated[int | None, typer.Option(help="cells in parallel (default: config's)")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="list cells and their state, run nothing")
+    ] = False,
+    only_report: Annotated[
+        bool, typer.Option("--only-report", help="rebuild the reports from finished cells, run nothing")
+    ] = False,
+    rerun_stale: Annotated[
+        bool, typer.Option("--rerun-stale", help="delete and rerun cells whose config.json differs")
+    ] = False,
+    filter_: Annotated[
+        str | None, typer.Option("--filter", help="only cells whose dataset/variant contains this")
+    ] = None,
+) -> None:
+    """Run a benchmark grid (finished cells are skipped) and write OUTPUT/<dataset>.json and .md."""
+    from temarec.bench.config import BenchConfigError, load_bench_config
+    from temarec.bench.runner import run_bench
+
+    if jobs is not None and jobs < 1:
+        _fail("--jobs must be >= 1")
+    try:
+        cfg = load_bench_config(config)
+    except BenchConfigError as e:
+        _fail(str(e))
+    try:
+        code = run_bench(
+            cfg,
+            output=output,
+            jobs=jobs,
+            dry_run=dry_run,
+            only_report=only_report,
+            rerun_stale=rerun_stale,
+            only=filter_,
+        )
+    except KeyboardInterrupt:
+        typer.echo("interrupted: run the same command again to resume (finished cells are kept)", err=True)
+        raise typer.Exit(130) from None
+    if code:
+        raise typer.Exit(code)
+
+
 def _slug(text: str) -> str:
     import re
 

@@ -66,6 +66,15 @@ class ModelConfig(_Strict):
     history_tags: int = Field(
         4, ge=1, description="tags per history item (best first) that the tag-level history attention reads"
     )
+    # c2dsr only
+    c2dsr_lambda: float = Field(
+        0.3,
+        ge=0.0,
+        description="c2dsr: weight of the contrastive infomax term added to the next-item loss (0: off)",
+    )
+    c2dsr_graph_layers: int = Field(
+        2, ge=0, description="c2dsr: propagation layers over the item graphs (0: plain ID embeddings)"
+    )
 
     def model_post_init(self, _context) -> None:
         if self.id_only:

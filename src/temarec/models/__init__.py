@@ -5,13 +5,14 @@ from __future__ import annotations
 from temarec.config import ModelConfig
 from temarec.data.dataset import DatasetInfo
 from temarec.models.base import RecModel
+from temarec.models.c2dsr import C2DSR
 from temarec.models.gru4rec import GRU4Rec
 from temarec.models.pop import Pop
 from temarec.models.sasrec import SASRec
 from temarec.models.sasrec_single import SASRecSingle
 from temarec.models.tema import TEMA
 
-MODELS: dict[str, type[RecModel]] = {m.name: m for m in (Pop, GRU4Rec, SASRec, SASRecSingle, TEMA)}
+MODELS: dict[str, type[RecModel]] = {m.name: m for m in (Pop, GRU4Rec, SASRec, SASRecSingle, TEMA, C2DSR)}
 
 
 def build_model_class(name: str) -> type[RecModel]:
@@ -25,7 +26,7 @@ def build_model(info: DatasetInfo, cfg: ModelConfig, max_len: int = 50, features
     cls = build_model_class(cfg.name)
     if getattr(cls, "needs_features", False):
         return cls(info, cfg, max_len=max_len, features=features)
-    if cls in (SASRec, SASRecSingle):
+    if cls in (SASRec, SASRecSingle, C2DSR):
         return cls(info, cfg, max_len=max_len)
     return cls(info, cfg)
 
