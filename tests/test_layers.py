@@ -10,13 +10,26 @@ from temarec.models.sasrec import SASRecEncoder
 def test_dropout_keeps_the_expectation_and_rate():
     torch.manual_seed(0)
     drop = Dropout(0.3)
-    x = torch.ones(200_000)
+    assert drop.p_eff == 77 / 256  # rounded to a multiple of 1/256
+    x = torch.ones(3, 66_667)  # not a multiple of the 8 bytes drawn per word
     y = drop(x)
+    assert y.shape == x.shape
     assert abs((y == 0).float().mean().item() - 0.3) < 0.01
     assert abs(y.mean().item() - 1.0) < 0.01
-    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / 0.7))
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / (1 - 77 / 256)))
+    assert Dropout(0.5).p_eff == 0.5
     drop.eval()
     assert torch.equal(drop(x), x)
+
+
+def test_dropout_masks_are_independent_across_calls_and_seeded():
+    drop = Dropout(0.5)
+    x = torch.ones(10_000)
+    torch.manual_seed(1)
+    a, b = drop(x), drop(x)
+    assert 0.4 < ((a == 0) == (b == 0)).float().mean().item() < 0.6
+    torch.manual_seed(1)
+    assert torch.equal(drop(x), a)
 
 
 def test_dropout_rejects_bad_rates():

@@ -55,13 +55,13 @@ class ModelConfig(_Strict):
         description="dropout on tema's fused item vectors (they are also the output embeddings)",
     )
     id_dropout: float = Field(
-        0.0,
+        0.3,
         ge=0.0,
         lt=1.0,
         description="tema: chance of hiding an item's ID vector in training (content only)",
     )
     modality_fusion: Literal["gate", "sum"] = Field(
-        "gate", description="tema: fuse ID/text/image/tag vectors by a learned gate or by their sum"
+        "sum", description="tema: fuse ID/text/image/tag vectors by a learned gate or by their sum"
     )
     history_tags: int = Field(
         4, ge=1, description="tags per history item (best first) that the tag-level history attention reads"

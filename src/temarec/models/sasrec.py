@@ -31,16 +31,25 @@ class Block(nn.Module):
         self.drop = Dropout(dropout)
         self.att_drop = Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        b, n, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+    def forward(self, x: torch.Tensor, index: torch.Tensor, shape: tuple[int, int], mask: torch.Tensor):
+        """`x` `[N, D]` holds the real items only (flat positions `index` of a `[B, n]` batch).
+
+        Position-wise parts (norms, projections, feed-forward) run on the real items alone; only the
+        attention sees the padded `[B, n]` layout. Padded keys are masked anyway, so this changes no
+        result and skips the padding, often more than half of a batch.
+        """
+        (b, n), d = shape, x.shape[-1]
+        qkv = self.qkv(self.ln1(x))
+        qkv = qkv.new_zeros(b * n, 3 * d).index_copy(0, index, qkv)
+        q, k, v = qkv.view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         if self.training and self.dropout > 0:
             # the same as SDPA's math path with dropout_p, but with the cheaper dropout (see layers.Dropout)
             scores = (q @ k.transpose(-1, -2)) * (d // self.heads) ** -0.5
             att = self.att_drop(torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)) @ v
         else:
             att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        x = x + self.drop(self.proj(att.transpose(1, 2).reshape(b, n, d)))
+        att = att.transpose(1, 2).reshape(b * n, d).index_select(0, index)
+        x = x + self.drop(self.proj(att))
         return x + self.drop(self.ff(self.ln2(x)))
 
 
@@ -63,18 +72,29 @@ class SASRecEncoder(nn.Module):
         self.ln = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
-        """Sequences may be shorter than `max_len`: positions count from the right (latest) end, so a
-        left-padded sequence cut to its non-padded tail gets the same positional embeddings."""
-        n = seq.shape[1]
+        """States `[B, n, D]` of the items `seq` with vectors `x`; padding positions get zeros.
+
+        Sequences may be shorter than `max_len`: positions count from the right (latest) end, so a
+        left-padded sequence cut to its non-padded tail gets the same positional embeddings, and leading
+        columns that are padding in every row are skipped.
+        """
+        b, n = seq.shape
         if n > self.pos.num_embeddings:
             raise ValueError(f"sequence length {n} exceeds max_len {self.pos.num_embeddings}")
-        pos = torch.arange(self.pos.num_embeddings - n, self.pos.num_embeddings, device=seq.device)
-        valid = (seq > 0).unsqueeze(-1)
-        x = self.drop(x * x.shape[-1] ** 0.5 + self.pos(pos)[None]) * valid
-        mask = causal_mask(seq)
+        valid = seq > 0
+        cols = valid.any(0)
+        start = int(cols.to(torch.int8).argmax()) if bool(cols.any()) else n - 1
+        sub, m = seq[:, start:], n - start
+        index = valid[:, start:].reshape(-1).nonzero().squeeze(1)  # flat positions of the real items
+        pos = self.pos.num_embeddings - m + index % m
+        h = x[:, start:].reshape(b * m, -1).index_select(0, index)
+        h = self.drop(h * h.shape[-1] ** 0.5 + self.pos(pos))
+        mask = causal_mask(sub)
         for blk in self.blocks:
-            x = blk(x, mask) * valid
-        return self.ln(x)
+            h = blk(h, index, (b, m), mask)
+        h = self.ln(h)
+        out = h.new_zeros(b * m, h.shape[-1]).index_copy(0, index, h).view(b, m, -1)
+        return F.pad(out, (0, 0, start, 0)) if start else out
 
 
 class SASRec(DotModel):
