@@ -521,6 +521,14 @@ def _breakdown_panel(
     ax.set_ylabel(f"test {UNITS[metric]}")
 
 
+def _breakdown_inputs(runs: dict[str, list[Path]], protocol: str, split: Any) -> tuple | None:
+    """`(ranks per variant and seed, colours, breakdown buckets, test target domains)`, None without ranks."""
+    seed_ranks = _aligned_seed_ranks(runs, protocol, split)
+    if not seed_ranks:
+        return None
+    return seed_ranks, _colors(list(runs)), _breakdowns(split), np.asarray(split.test.target_domain)
+
+
 def figure_by_history(
     dataset: str,
     runs: dict[str, list[Path]],
@@ -531,12 +539,10 @@ def figure_by_history(
     metric: str = "NDCG@10",
 ) -> Path | None:
     """Test metric per bucket of history length (items the user had before the test target)."""
-    seed_ranks = _aligned_seed_ranks(runs, protocol, split)
-    if not seed_ranks:
+    inputs = _breakdown_inputs(runs, protocol, split)
+    if inputs is None:
         return None
-    colors = _colors(list(runs))
-    b = _breakdowns(split)
-    dom = np.asarray(split.test.target_domain)
+    seed_ranks, colors, b, dom = inputs
     fig = Figure(figsize=(16.0, 10.5), dpi=DPI, layout="constrained")
     ax = fig.subplot_mosaic([["all"] * 4 + ["median"] * 2, ["A"] * 3 + ["B"] * 3])
     panels = [
@@ -567,12 +573,11 @@ def figure_by_popularity(
     metric: str = "NDCG@10",
 ) -> Path | None:
     """Test metric per bucket of target popularity (occurrences in the training sequences)."""
-    seed_ranks = _aligned_seed_ranks(runs, protocol, split)
-    if not seed_ranks:
+    inputs = _breakdown_inputs(runs, protocol, split)
+    if inputs is None:
         return None
-    colors = _colors(list(runs))
-    buckets = _breakdowns(split)["item_popularity"]
-    dom = np.asarray(split.test.target_domain)
+    seed_ranks, colors, b, dom = inputs
+    buckets = b["item_popularity"]
     fig, axes = _new_figure(1, 3, (19.0, 5.6))
     scopes = [(None, "all test instances"), (dom == 0, f"target domain: {domains[0]}")]
     scopes.append((dom == 1, f"target domain: {domains[1]}"))
