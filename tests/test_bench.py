@@ -202,6 +202,8 @@ def test_dry_run_filter_and_absent_dataset(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()  # a dry run writes nothing
     res = runner.invoke(app, ["bench", str(path), "--dry-run", "--filter", "demo/sas"])
     assert res.exit_code == 0 and "2 cells" in res.output and "pop" not in res.output.split("\n", 1)[1]
+    res = runner.invoke(app, ["bench", str(path), "--dry-run", "--filter", "demo/sasrec/seed1"])
+    assert res.exit_code == 0 and "1 cells" in res.output, res.output
     res = runner.invoke(app, ["bench", str(path), "--dry-run", "--filter", "nothing-like-this"])
     assert res.exit_code == 2 and "matches no cell" in res.output
 

@@ -256,7 +256,10 @@ def bench(
         bool, typer.Option("--rerun-stale", help="delete and rerun cells whose config.json differs")
     ] = False,
     filter_: Annotated[
-        str | None, typer.Option("--filter", help="only cells whose dataset/variant contains this")
+        str | None,
+        typer.Option(
+            "--filter", help="only cells whose dataset/variant/seedN contains this ('d/tema/': tema only)"
+        ),
     ] = None,
 ) -> None:
     """Run a benchmark grid (finished cells are skipped) and write OUTPUT/<dataset>.json and .md."""

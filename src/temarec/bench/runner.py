@@ -477,10 +477,13 @@ def run_bench(
     cfg = cfg.model_copy(update=update)
     label = label or (cfg.source.stem if cfg.source else "bench")
     every = build_cells(cfg)
-    cells = [c for c in every if not only or only in f"{c.dataset_key}/{c.variant}"]
+    cells = [c for c in every if not only or only in c.name]
     if not cells:
         names = sorted({f"{c.dataset_key}/{c.variant}" for c in every})
-        say(f"error: --filter {only!r} matches no cell; cells are dataset/variant: {', '.join(names)}")
+        say(
+            f"error: --filter {only!r} matches no cell; cells are named dataset/variant/seedN, "
+            f"with dataset/variant in: {', '.join(names)}"
+        )
         return 2
     statuses = plan(cells)
     say(
