@@ -367,6 +367,8 @@ def test_quick_bench_end_to_end_then_resumes_as_done(tmp_path):
     assert len(doc["runs"]) == 9 and all(
         r["measured_by"] == "bench" and r["peak_rss_mb"] for r in doc["runs"]
     )
+    trained = [r for r in doc["runs"] if r["variant"] != "pop"]
+    assert all(0 < r["epochs_seconds"] for r in trained), doc["runs"]
     assert "# Benchmark: demo" in md and "**Ablations of tema, full**" in md
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("demo/*/seed*/metrics.json")}
     assert len(stamps) == 9

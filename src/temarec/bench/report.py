@@ -163,9 +163,19 @@ def ablations(cfg: BenchConfig, summary: dict[str, dict], domains: list[str]) ->
     return out
 
 
+def _epochs_seconds(run_dir: Path) -> float | None:
+    """Training plus validation seconds of every epoch in `epochs.jsonl` (None without one)."""
+    path = Path(run_dir) / "epochs.jsonl"
+    if not path.is_file():
+        return None
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return round(sum(e.get("train_seconds", 0.0) + e.get("valid_seconds", 0.0) for e in rows), 1)
+
+
 def run_rows(runs: dict[str, list[Run]], first: str) -> list[dict]:
     """One row per run: training epochs and time, wall seconds and peak memory (the bench's own
-    measurement of the cell's process where there is one, else what the run recorded)."""
+    measurement of the cell's process where there is one, else what the run recorded), and the seconds
+    of all epochs from `epochs.jsonl`, which add up across resumes where the wall time does not)."""
     rows = []
     for v, rs in runs.items():
         for r in rs:
@@ -182,6 +192,7 @@ def run_rows(runs: dict[str, list[Run]], first: str) -> list[dict]:
                     "epochs": tr.get("epochs"),
                     "best_epoch": tr.get("best_epoch"),
                     "seconds_per_epoch": tr.get("seconds_per_epoch"),
+                    "epochs_seconds": _epochs_seconds(r.dir),
                     "wall_seconds": b["wall_seconds"] if measured else doc.get("wall_seconds"),
                     "peak_rss_mb": b.get("peak_rss_mb") if measured else doc.get("peak_rss_mb"),
                     "measured_by": "bench" if measured else "run",
@@ -366,7 +377,8 @@ def _ablation_table(rows: dict, domains: list[str], full: str) -> list[str]:
 
 
 def _runs_table(rows: list[dict]) -> list[str]:
-    head = ["variant", "seed", "epochs run", "best epoch", "s/epoch", "wall s", "peak RSS MB", "measured by"]
+    head = ["variant", "seed", "epochs run", "best epoch", "s/epoch", "epochs s", "wall s", "peak RSS MB"]
+    head.append("measured by")
     body = []
     for r in rows:
         body.append(
@@ -376,6 +388,7 @@ def _runs_table(rows: list[dict]) -> list[str]:
                 "–" if r["epochs"] is None else str(r["epochs"]),
                 "–" if r["best_epoch"] is None else str(r["best_epoch"]),
                 _f(r["seconds_per_epoch"], 1),
+                _f(r.get("epochs_seconds"), 0),
                 _f(r["wall_seconds"], 0),
                 _f(r["peak_rss_mb"], 0),
                 r["measured_by"] + (" (resumed)" if r.get("resumed") else ""),
@@ -468,9 +481,10 @@ def markdown(doc: dict, cfg: BenchConfig) -> str:
     L += [
         "## Runs",
         "",
-        "Epochs run and best epoch (selected on validation), training seconds per epoch, and the wall time "
+        "Epochs run and best epoch (selected on validation), training seconds per epoch, seconds of all "
+        "epochs (training and validation, summed over every process of a resumed run), and the wall time "
         "and peak resident memory of the run's process (measured by the bench; `run`: as recorded by the "
-        "run itself, e.g. one made before the bench).",
+        "run itself, e.g. one made before the bench; the wall time of a resumed run is its last process).",
         "",
     ]
     L += _runs_table(doc["runs"]) + [""]
