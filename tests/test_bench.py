@@ -258,6 +258,8 @@ def test_report_tables_bold_best_and_significance(tmp_path, monkeypatch):
     assert "base" not in full["significance"]  # baselines are not tested against themselves
     lite = full["ablations"]["mine"]["mine-lite"]["all"]["MRR"]
     assert lite["delta"] < 0 and lite["delta_pct"] < 0
+    assert 0 <= lite["t_p"] <= 1 and 0 <= lite["wilcoxon_p"] <= 1 and isinstance(lite["significant"], bool)
+    assert "t_p" not in full["ablations"]["mine"]["mine"]["all"]["MRR"]  # no test of a variant against itself
     m = doc["runs"][0]
     assert (
         m["variant"] == "base"

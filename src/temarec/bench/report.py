@@ -138,8 +138,19 @@ def significance(
     return best, tests
 
 
-def ablations(cfg: BenchConfig, summary: dict[str, dict], domains: list[str]) -> dict[str, dict]:
-    """full variant -> ablation -> domain -> metric -> {mean, delta, delta_pct} against the full variant."""
+def ablations(
+    cfg: BenchConfig,
+    runs: dict[str, list[Run]],
+    summary: dict[str, dict],
+    protocol: str,
+    domains: list[str],
+) -> dict[str, dict]:
+    """full variant -> ablation -> domain -> metric -> {mean, delta, delta_pct} against the full variant,
+    with the paired per-user tests (t-test and Wilcoxon, as against the baselines) of the ablation
+    against the full variant."""
+    from temarec.evaluation.significance import compare_models
+
+    dom_pair = tuple(d for d in domains if d != "all")
     out: dict[str, dict] = {}
     for full, abl in cfg.ablation_of.items():
         if full not in summary:
@@ -150,15 +161,31 @@ def ablations(cfg: BenchConfig, summary: dict[str, dict], domains: list[str]) ->
             if v not in summary:
                 continue
             rows[v] = {}
+            tests: dict[str, dict | str] = {}
+            if v != full:
+                for m in METRICS:
+                    try:
+                        tests[m] = compare_models(
+                            [r.dir for r in runs[v]], [r.dir for r in runs[full]], protocol, dom_pair, m
+                        )
+                    except (OSError, ValueError, KeyError) as e:
+                        tests[m] = f"{type(e).__name__}: {e}"
             for d in domains:
                 rows[v][d] = {}
                 for m in METRICS:
                     x, r = summary[v]["mean"][d][m], ref[d][m]
-                    rows[v][d][m] = {
+                    row: dict[str, Any] = {
                         "mean": x,
                         "delta": x - r,
                         "delta_pct": (100.0 * (x - r) / r) if r else None,
                     }
+                    t = tests.get(m)
+                    if isinstance(t, dict):
+                        row["t_p"], row["wilcoxon_p"] = t[d]["t_p"], t[d]["wilcoxon_p"]
+                        row["significant"] = bool(row["t_p"] < ALPHA and row["wilcoxon_p"] < ALPHA)
+                    elif isinstance(t, str):
+                        row["error"] = t
+                    rows[v][d][m] = row
         out[full] = rows
     return out
 
@@ -371,7 +398,8 @@ def _ablation_table(rows: dict, domains: list[str], full: str) -> list[str]:
                 cells.append(f"{x['mean']:.4f}")
             else:
                 pct = f", {x['delta_pct']:+.1f}%" if x["delta_pct"] is not None else ""
-                cells.append(f"{x['mean']:.4f} ({x['delta']:+.4f}{pct})")
+                mark = (" " + (UP if x["delta"] > 0 else DOWN)) if x.get("significant") else ""
+                cells.append(f"{x['mean']:.4f} ({x['delta']:+.4f}{pct}){mark}")
         out.append(cells)
     return _table(head, out)
 
@@ -476,7 +504,11 @@ def markdown(doc: dict, cfg: BenchConfig) -> str:
         elif not any(cfg.variants[v].baseline for v in block["variants"]):
             L += ["No baseline variant has finished runs: no significance tests.", ""]
         for full, rows in block["ablations"].items():
-            L += [f"**Ablations of {full}, {p}**: mean over seeds (difference to {full}, relative).", ""]
+            L += [
+                f"**Ablations of {full}, {p}**: mean over seeds (difference to {full}, relative; "
+                f"{UP}/{DOWN}: above/below {full} with both paired tests at p < {ALPHA}).",
+                "",
+            ]
             L += _ablation_table(rows, domains, full) + [""]
     L += [
         "## Runs",
@@ -560,7 +592,7 @@ def build_document(cfg: BenchConfig, dataset_key: str, statuses: list[CellStatus
             },
             "best_baseline": best,
             "significance": tests,
-            "ablations": ablations(cfg, summary, domains),
+            "ablations": ablations(cfg, runs, summary, p, domains),
         }
     dataset = next(st.cell.dataset for st in statuses)
     fig_paths, breakdown, note = figures(
