@@ -3,6 +3,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 {
+  cat benchmarks/results_readme_intro.md
+  cat <<'MD'
+## tema against the best baseline, and what each part of tema contributes (issue 4)
+
+From the bench reports (`temarec bench paper`; the full tables, with every baseline, are in the reports
+linked at the end). The best baseline is chosen per column among pop, gru4rec, sasrec, sasrec-single and
+c2dsr (whichever have run); *beats* means tema's mean is higher and both paired per-user tests
+(t-test and Wilcoxon over the test users, each user's metric averaged over seeds) give p < 0.05.
+
+MD
+  python benchmarks/headline.py results/amazon-food-kitchen.json results/amazon-art-office.json
+  echo
   cat benchmarks/results_readme_head.md
   python benchmarks/summarize.py results/amazon-food-kitchen
   echo
