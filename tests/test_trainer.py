@@ -103,3 +103,22 @@ def test_trained_model_beats_popularity_on_demo(tmp_path, demo_ds):
     pop = run(_cfg("pop"), tmp_path / "pop", progress=False, dataset=demo_ds)
     sas = run(_cfg(epochs=15, lr=3e-3), tmp_path / "sas", progress=False, dataset=demo_ds)
     assert sas["valid"]["all"]["NDCG@10"] > pop["valid"]["all"]["NDCG@10"]
+
+
+def test_freed_memory_is_released_on_schedule_without_changing_results(tmp_path, demo_ds, monkeypatch):
+    import temarec.training.trainer as trainer_mod
+    from temarec.training.memory import release_freed_memory
+
+    assert isinstance(release_freed_memory(), bool)  # True on glibc; never raises elsewhere
+    calls = []
+    monkeypatch.setattr(trainer_mod, "release_freed_memory", lambda: calls.append(1) or True)
+    a = run(_cfg(epochs=2, release_memory_every=3), tmp_path / "a", progress=False, dataset=demo_ds)
+    from temarec.data.splits import get_split
+
+    train = get_split(demo_ds, "auto").train
+    steps = -(-int((train.lengths >= 2).sum()) // 64)  # batches per epoch
+    assert len(calls) == 2 * (steps // 3 + 1)  # every 3 steps, and after each validation
+    calls.clear()
+    b = run(_cfg(epochs=2, release_memory_every=0), tmp_path / "b", progress=False, dataset=demo_ds)
+    assert calls == []  # 0 turns it off
+    assert a["test"] == b["test"]  # memory release changes no number

@@ -94,6 +94,9 @@ class TrainConfig(_Strict):
     select_metric: str = "NDCG@10"
     threads: int | None = None
     resume: bool = True
+    release_memory_every: int = Field(
+        100, ge=0, description="steps between handing freed heap memory back to the OS (0: never)"
+    )
 
 
 class EvalConfig(_Strict):

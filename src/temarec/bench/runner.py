@@ -37,7 +37,7 @@ from temarec.bench.config import BenchConfig
 from temarec.config import RunConfig
 
 #: config keys that change how a run executes, not what it computes: ignored when deciding staleness
-IGNORED_KEYS = frozenset({"train.threads", "train.resume"})
+IGNORED_KEYS = frozenset({"train.threads", "train.resume", "train.release_memory_every"})
 STATES = ("done", "partial", "todo", "stale", "skip")
 CHECKPOINT = "checkpoint.pt"  # temarec.training.trainer.CHECKPOINT (not imported: it pulls in torch)
 BENCH_FILE = "bench.json"

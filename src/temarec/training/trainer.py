@@ -25,6 +25,7 @@ from temarec.config import TrainConfig
 from temarec.data.ragged import Ragged
 from temarec.evaluation.evaluator import EvalResult
 from temarec.models.base import RecModel
+from temarec.training.memory import release_freed_memory
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.safetensors"
@@ -157,6 +158,8 @@ class Trainer:
             self.optim.step()
             total += loss.item()
             steps += 1
+            if self.cfg.release_memory_every and steps % self.cfg.release_memory_every == 0:
+                release_freed_memory()
             seqs_per_s = (start + len(batch)) / (time.perf_counter() - t0)
             bar.set_postfix(loss=f"{total / steps:.4f}", seq_s=f"{seqs_per_s:.0f}")
         return total / max(steps, 1), time.perf_counter() - t0
@@ -172,6 +175,8 @@ class Trainer:
             self.epoch += 1
             t0 = time.perf_counter()
             res = self.validate(self.model)
+            if self.cfg.release_memory_every:
+                release_freed_memory()
             score = res.selection_score(self.cfg.select_metric)
             improved = score > self.best_score
             if improved:
