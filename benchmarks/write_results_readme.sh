@@ -50,6 +50,11 @@ steps, against 0.63 GB with the padded layout, measured with a one-off script). 
 `M_MMAP_THRESHOLD` to 2 MB brings it back to 0.65 GB but makes a step 1.8x slower, so we left it.
 MD
   fi
+  if [[ -d results/amazon-art-office ]]; then
+    echo
+    cat benchmarks/results_readme_ao.md
+    python benchmarks/summarize.py results/amazon-art-office
+  fi
   echo
   echo "## amazon-food-kitchen against ABXI's published numbers"
   echo
