@@ -55,7 +55,8 @@ On amazon-art-office (many short sequences, so batch shapes vary even more) it d
 Since commit "training: hand freed heap memory back to the OS" the trainer calls glibc's
 `malloc_trim(0)` every 100 steps and after each validation (`train.release_memory_every`): in the same
 script, trimming every 25 steps kept `sasrec` at 1.1 GB after two epochs (0.5 GB resident between
-trims), at about 0.5 s per epoch, and it changes no number (a test trains with and without it and
+trims); a trim took about 0.45 s on the loaded machine (2.3 s for an epoch's five), so at every 100
+steps it costs about 1 s per amazon-art-office epoch. It changes no number (a test trains with and without it and
 compares the metrics). The amazon-art-office `sasrec`, `sasrec-single`, `gru4rec` and `tema` runs in the
 report were made before that change; later cells (from `tema-id-only`) run with it.
 MD
