@@ -73,6 +73,8 @@ def test_packaged_configs_load_and_share_tema_settings():
         ({"protocols": ["full", "uni0"]}, ["uni0"]),
         ({"ablation_of": {"tema": ["sasrec"]}}, ["ablation_of", "tema"]),
         ({"dataset_overrides": {"other": {"train.lr": 0.1}}}, ["other", "not in datasets"]),
+        ({"variants": {"x": {"model": "sasrec", "set_for": {"other": {}}}}}, ["set_for", "other"]),
+        ({"variants": {"x": {"model": "sasrec", "set_for": {"demo": {"model.hiden": 3}}}}}, ["model.hiden"]),
         ({"common": {"eval.protocol": ["full"]}}, ["eval.protocol", "eval.protocols"]),
     ],
 )
@@ -139,6 +141,21 @@ def _fake_run(cell, ranks: dict[str, np.ndarray], dom: np.ndarray, config: dict 
 def _cells(tmp_path: Path, **extra) -> tuple[BenchConfig, dict]:
     cfg = BenchConfig.model_validate(_small(tmp_path / "out", **extra))
     return cfg, {c.name: c for c in build_cells(cfg)}
+
+
+def test_variant_settings_for_one_dataset_only(tmp_path):
+    """`set_for` changes a variant on one dataset, is inherited by `extends`, and leaves others alone."""
+    doc = _small(tmp_path / "out", datasets=["demo", "demo2"])
+    doc["variants"] |= {
+        "big": {"model": "sasrec", "set": {"model.hidden": 32}, "set_for": {"demo2": {"model.hidden": 48}}},
+        "big-drop": {"extends": "big", "set": {"model.dropout": 0.1}},
+    }
+    cfg = BenchConfig.model_validate(doc)
+    assert cfg.run_config("demo", "big", 0).model.hidden == 32
+    assert cfg.run_config("demo2", "big", 0).model.hidden == 48
+    assert cfg.run_config("demo2", "big-drop", 0).model.hidden == 48
+    plain = cfg.run_config("demo", "sasrec", 0).model.hidden
+    assert cfg.run_config("demo2", "sasrec", 0).model.hidden == plain
 
 
 def test_cell_states_from_folders(tmp_path):

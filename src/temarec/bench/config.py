@@ -2,7 +2,8 @@
 
 A bench config is YAML (see `configs/quick.yaml` and `configs/paper.yaml`). Every cell's `RunConfig` is
 built from the same `section.key=value` overrides `temarec train --set` takes, in this order: `common`,
-`dataset_overrides[dataset]`, the variant's `set` (after the one it `extends`), then the cell's dataset,
+`dataset_overrides[dataset]`, the variant's `set` and its `set_for[dataset]` (after those of the variant
+it `extends`), then the cell's dataset,
 model, seed, protocols and `threads`. The whole grid is validated when the file is loaded, so a typo fails
 before any run starts, with the file, the place and a suggestion.
 """
@@ -119,6 +120,9 @@ class Variant(_Strict):
 
     model: str | None = Field(None, description="model name (default: the variant's name, or its base's)")
     overrides: dict[str, Any] = Field(default_factory=dict, alias="set")
+    set_for: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="dataset -> overrides of this variant on that dataset only"
+    )
     extends: str | None = Field(None, description="start from this variant's model and `set`")
     baseline: bool = False
     seeds: list[int] | None = None
@@ -187,6 +191,10 @@ class BenchConfig(_Strict):
             if not _NAME.match(name):
                 raise ValueError(f"variants: {name!r} is not a folder-safe name (letters, digits, . _ -)")
             var.overrides = flatten_overrides(var.overrides, f"variants.{name}.set")
+            for d, ov in list(var.set_for.items()):
+                if d not in self.datasets:
+                    raise ValueError(f"variants.{name}.set_for: {d!r} is not in datasets {self.datasets}")
+                var.set_for[d] = flatten_overrides(ov, f"variants.{name}.set_for.{d}")
             if var.extends is not None and var.extends not in self.variants:
                 raise ValueError(
                     f"variants.{name}.extends: no variant {var.extends!r}"
@@ -243,15 +251,19 @@ class BenchConfig(_Strict):
     def dataset_set(self, dataset: str) -> dict[str, Any]:
         return {**self.common, **self.dataset_overrides.get(dataset, {})}
 
-    def variant_set(self, name: str) -> dict[str, Any]:
+    def variant_set(self, name: str, dataset: str | None = None) -> dict[str, Any]:
+        """The variant's overrides, its base's first; with `dataset`, its `set_for[dataset]` too."""
         out: dict[str, Any] = {}
         for v in self._chain(name):
             out.update(self.variants[v].overrides)
+            if dataset is not None:
+                out.update(self.variants[v].set_for.get(dataset, {}))
         return out
 
     def cell_overrides(self, dataset: str, variant: str) -> list[str]:
         """`--set` values of a cell (without dataset, model, seed and protocols, given as options)."""
-        merged = {**self.dataset_set(dataset), **self.variant_set(variant), "train.threads": self.threads}
+        merged = {**self.dataset_set(dataset), **self.variant_set(variant, dataset)}
+        merged["train.threads"] = self.threads
         return [f"{k}={override_value(v)}" for k, v in merged.items()]
 
     def cell_args(self, dataset: str, variant: str, seed: int) -> list[str]:
