@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from temarec.bench.report import load_epochs
+
 PANEL_METRICS = ("HR@10", "NDCG@10", "MRR")
 HR_K_MAX = 50
 # Upper bounds (inclusive) of the candidate buckets; buckets with too few instances are merged away.
@@ -210,13 +212,6 @@ def load_ranks(run_dir: Path, protocol: str) -> dict[str, np.ndarray] | None:
         return None
     with np.load(path) as z:
         return {k: z[k] for k in z.files}
-
-
-def load_epochs(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "epochs.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _domain_names(runs: dict[str, list[Path]], protocols: Sequence[str]) -> tuple[str, str]:

@@ -92,6 +92,21 @@ def summarize(runs: dict[str, list[Run]], protocol: str, domains: list[str]) -> 
     return out
 
 
+def _paired(runs: dict[str, list[Run]], a: str, b: str, protocol: str, domains: list[str], metric: str):
+    """Paired per-user tests of variant `a` against `b` per domain (or the error as text)."""
+    from temarec.evaluation.significance import compare_models
+
+    pair = tuple(d for d in domains if d != "all")
+    try:
+        return compare_models([r.dir for r in runs[a]], [r.dir for r in runs[b]], protocol, pair, metric)
+    except (OSError, ValueError, KeyError) as e:
+        return f"{type(e).__name__}: {e}"
+
+
+def _significant(t: dict) -> bool:
+    return bool(t["t_p"] < ALPHA and t["wilcoxon_p"] < ALPHA)
+
+
 def significance(
     cfg: BenchConfig,
     runs: dict[str, list[Run]],
@@ -100,8 +115,6 @@ def significance(
     domains: list[str],
 ) -> tuple[dict, dict]:
     """(best baseline per domain/metric, tests per non-baseline variant/domain/metric)."""
-    from temarec.evaluation.significance import compare_models
-
     baselines = [v for v in summary if cfg.variants[v].baseline]
     best: dict[str, dict[str, str]] = {}
     for d in domains:
@@ -111,7 +124,6 @@ def significance(
                 best[d][m] = max(baselines, key=lambda v, d=d, m=m: summary[v]["mean"][d][m])
     cache: dict[tuple[str, str, str], dict | str] = {}
     tests: dict[str, dict[str, dict[str, dict]]] = {}
-    dom_pair = tuple(d for d in domains if d != "all")
     for v in summary:
         if v in baselines or not baselines:
             continue
@@ -121,19 +133,14 @@ def significance(
                 b = best[d][m]
                 key = (v, b, m)
                 if key not in cache:
-                    try:
-                        cache[key] = compare_models(
-                            [r.dir for r in runs[v]], [r.dir for r in runs[b]], protocol, dom_pair, m
-                        )
-                    except (OSError, ValueError, KeyError) as e:
-                        cache[key] = f"{type(e).__name__}: {e}"
+                    cache[key] = _paired(runs, v, b, protocol, domains, m)
                 res = cache[key]
                 if isinstance(res, str):
                     tests[v][d][m] = {"baseline": b, "error": res}
                     continue
                 r = dict(res[d])
                 r["baseline"] = b
-                r["significant"] = bool(r["t_p"] < ALPHA and r["wilcoxon_p"] < ALPHA)
+                r["significant"] = _significant(r)
                 tests[v][d][m] = r
     return best, tests
 
@@ -148,9 +155,6 @@ def ablations(
     """full variant -> ablation -> domain -> metric -> {mean, delta, delta_pct} against the full variant,
     with the paired per-user tests (t-test and Wilcoxon, as against the baselines) of the ablation
     against the full variant."""
-    from temarec.evaluation.significance import compare_models
-
-    dom_pair = tuple(d for d in domains if d != "all")
     out: dict[str, dict] = {}
     for full, abl in cfg.ablation_of.items():
         if full not in summary:
@@ -161,15 +165,7 @@ def ablations(
             if v not in summary:
                 continue
             rows[v] = {}
-            tests: dict[str, dict | str] = {}
-            if v != full:
-                for m in METRICS:
-                    try:
-                        tests[m] = compare_models(
-                            [r.dir for r in runs[v]], [r.dir for r in runs[full]], protocol, dom_pair, m
-                        )
-                    except (OSError, ValueError, KeyError) as e:
-                        tests[m] = f"{type(e).__name__}: {e}"
+            tests = {m: _paired(runs, v, full, protocol, domains, m) for m in METRICS} if v != full else {}
             for d in domains:
                 rows[v][d] = {}
                 for m in METRICS:
@@ -182,7 +178,7 @@ def ablations(
                     t = tests.get(m)
                     if isinstance(t, dict):
                         row["t_p"], row["wilcoxon_p"] = t[d]["t_p"], t[d]["wilcoxon_p"]
-                        row["significant"] = bool(row["t_p"] < ALPHA and row["wilcoxon_p"] < ALPHA)
+                        row["significant"] = _significant(row)
                     elif isinstance(t, str):
                         row["error"] = t
                     rows[v][d][m] = row
@@ -190,12 +186,19 @@ def ablations(
     return out
 
 
-def _epochs_seconds(run_dir: Path) -> float | None:
-    """Training plus validation seconds of every epoch in `epochs.jsonl` (None without one)."""
+def load_epochs(run_dir: Path) -> list[dict]:
+    """The rows of a run's `epochs.jsonl` ([] without one); the figures read it too."""
     path = Path(run_dir) / "epochs.jsonl"
     if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _epochs_seconds(run_dir: Path) -> float | None:
+    """Training plus validation seconds of every epoch in `epochs.jsonl` (None without one)."""
+    rows = load_epochs(run_dir)
+    if not rows:
         return None
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return round(sum(e.get("train_seconds", 0.0) + e.get("valid_seconds", 0.0) for e in rows), 1)
 
 
