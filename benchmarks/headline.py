@@ -1,6 +1,7 @@
 """The two summary tables of `results/README.md`, computed from the bench reports `results/<dataset>.json`.
 
-1. tema against the best baseline, per dataset, protocol, domain and metric, with the paired tests.
+1. tema against the best single-model baseline and against c2dsr, per dataset, protocol, domain and
+   metric, with the paired tests.
 2. tema's ablations on every dataset: relative difference to tema per domain (NDCG@10 and MRR), with a
    mark where both paired tests agree at p < 0.05.
 
@@ -16,39 +17,58 @@ from pathlib import Path
 MODEL = "tema"
 METRICS = ("HR@10", "NDCG@10", "MRR")
 ABLATION_METRICS = ("NDCG@10", "MRR")
+ISSUE_BASELINES = ("pop", "gru4rec", "sasrec", "sasrec-single")  # issue 4 names the last three
+CROSS_BASELINE = "c2dsr"
 
 
 def _p(x: float) -> str:
     return f"{x:.2g}" if x < 0.001 else f"{x:.3f}"
 
 
+def _compare(t: dict) -> list[str]:
+    """difference, t p, W p and verdict cells of one paired test."""
+    if "error" in t:
+        return [f"n/a: {t['error']}", "", "", ""]
+    rel = 100.0 * t["diff"] / t["mean_b"] if t["mean_b"] else float("nan")
+    verdict = "above" if t["diff"] > 0 else "below"
+    if t["significant"]:  # both paired tests at p < 0.05
+        verdict = "**beats**" if t["diff"] > 0 else "**loses**"
+    return [f"{t['diff']:+.4f} ({rel:+.1f}%)", _p(t["t_p"]), _p(t["wilcoxon_p"]), verdict]
+
+
 def headline(docs: list[dict]) -> list[str]:
-    cols = ["dataset", "protocol", "domain", "metric", "tema (seeds)", "best baseline", "difference"]
-    cols += ["t p", "W p", "verdict"]
+    """tema against the best of the single-model baselines (issue 4's list) and against c2dsr."""
+    cols = ["dataset", "protocol", "domain", "metric", "tema (seeds)", "best of " + "/".join(ISSUE_BASELINES)]
+    cols += ["difference", "t p", "W p", "verdict", CROSS_BASELINE, "difference", "t p", "W p", "verdict"]
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    blank = [""] * (len(cols) - 4)
     for doc in docs:
         for proto, res in doc["results"].items():
-            if MODEL not in res["variants"]:
-                out.append(f"| {doc['dataset']} | {proto} | – | – | not run yet | | | | | |")
+            variants = res["variants"]
+            if MODEL not in variants:
+                row = [doc["dataset"], proto, "–", "–", "not run yet", *blank[1:]]
+                out.append("| " + " | ".join(row) + " |")
                 continue
-            seeds = ",".join(str(s) for s in res["variants"][MODEL]["seeds"])
+            seeds = ",".join(str(s) for s in variants[MODEL]["seeds"])
+            tests = res.get("vs_baselines", {}).get(MODEL, {})
             for dom in [d for d in res["domains"] if d != "all"]:
                 for m in METRICS:
-                    t = res["significance"][MODEL][dom][m]
-                    if "error" in t:
-                        out.append(
-                            f"| {doc['dataset']} | {proto} | {dom} | {m} | | | n/a: {t['error']} | | | |"
-                        )
-                        continue
-                    rel = 100.0 * t["diff"] / t["mean_b"] if t["mean_b"] else float("nan")
-                    verdict = "above" if t["diff"] > 0 else "below"
-                    if t["significant"]:  # both paired tests at p < 0.05
-                        verdict = "**beats**" if t["diff"] > 0 else "**loses**"
-                    out.append(
-                        f"| {doc['dataset']} | {proto} | {dom} | {m} | {t['mean_a']:.4f} ({seeds}) | "
-                        f"{t['baseline']} {t['mean_b']:.4f} | {t['diff']:+.4f} ({rel:+.1f}%) | "
-                        f"{_p(t['t_p'])} | {_p(t['wilcoxon_p'])} | {verdict} |"
-                    )
+                    mean = variants[MODEL]["mean"][dom][m]
+                    cells = [doc["dataset"], proto, dom, m, f"{mean:.4f} ({seeds})"]
+                    ran = [b for b in ISSUE_BASELINES if b in tests]
+                    if ran:
+                        b = max(ran, key=lambda b: variants[b]["mean"][dom][m])
+                        cells += [f"{b} {variants[b]['mean'][dom][m]:.4f}", *_compare(tests[b][dom][m])]
+                    else:
+                        cells += ["not run", "", "", "", ""]
+                    if CROSS_BASELINE in tests:
+                        c = variants[CROSS_BASELINE]
+                        n = len(c["seeds"])
+                        cells += [f"{c['mean'][dom][m]:.4f} ({n} seed{'s' if n > 1 else ''})"]
+                        cells += _compare(tests[CROSS_BASELINE][dom][m])
+                    else:
+                        cells += ["not run", "", "", "", ""]
+                    out.append("| " + " | ".join(cells) + " |")
     return out
 
 

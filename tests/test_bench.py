@@ -277,6 +277,9 @@ def test_report_tables_bold_best_and_significance(tmp_path, monkeypatch):
     assert lite["delta"] < 0 and lite["delta_pct"] < 0
     assert 0 <= lite["t_p"] <= 1 and 0 <= lite["wilcoxon_p"] <= 1 and isinstance(lite["significant"], bool)
     assert "t_p" not in full["ablations"]["mine"]["mine"]["all"]["MRR"]  # no test of a variant against itself
+    vs = full["vs_baselines"]  # the full variant against every baseline, not only the best one
+    assert set(vs) == {"mine"} and set(vs["mine"]) == {"base"}
+    assert vs["mine"]["base"]["all"]["NDCG@10"]["t_p"] == sig["t_p"]
     m = doc["runs"][0]
     assert (
         m["variant"] == "base"

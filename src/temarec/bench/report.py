@@ -145,6 +145,40 @@ def significance(
     return best, tests
 
 
+def baseline_tests(
+    cfg: BenchConfig,
+    runs: dict[str, list[Run]],
+    summary: dict[str, dict],
+    protocol: str,
+    domains: list[str],
+) -> dict[str, dict]:
+    """full variant -> baseline -> domain -> metric -> paired tests against that baseline.
+
+    `significance` tests against the best baseline of each column only; a reader who asks "and against
+    c2dsr?" (or against the baselines an issue names) needs the tests against each one. Only the full
+    variants (those with ablations) get them, to keep the document small.
+    """
+    baselines = [v for v in summary if cfg.variants[v].baseline]
+    out: dict[str, dict] = {}
+    for full in cfg.ablation_of:
+        if full not in summary:
+            continue
+        out[full] = {}
+        for b in baselines:
+            per_metric = {m: _paired(runs, full, b, protocol, domains, m) for m in METRICS}
+            rows: dict[str, dict] = {d: {} for d in domains}
+            for m, res in per_metric.items():
+                for d in domains:
+                    if isinstance(res, str):
+                        rows[d][m] = {"error": res}
+                        continue
+                    r = dict(res[d])
+                    r["significant"] = _significant(r)
+                    rows[d][m] = r
+            out[full][b] = rows
+    return out
+
+
 def ablations(
     cfg: BenchConfig,
     runs: dict[str, list[Run]],
@@ -595,6 +629,7 @@ def build_document(cfg: BenchConfig, dataset_key: str, statuses: list[CellStatus
             },
             "best_baseline": best,
             "significance": tests,
+            "vs_baselines": baseline_tests(cfg, runs, summary, p, domains),
             "ablations": ablations(cfg, runs, summary, p, domains),
         }
     dataset = next(st.cell.dataset for st in statuses)
