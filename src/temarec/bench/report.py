@@ -107,14 +107,35 @@ def _significant(t: dict) -> bool:
     return bool(t["t_p"] < ALPHA and t["wilcoxon_p"] < ALPHA)
 
 
+def _against(runs: dict[str, list[Run]], a: str, b: str, protocol: str, domains: list[str]) -> dict:
+    """domain -> metric -> paired tests of variant `a` against `b` (`{"error": ...}` where they fail)."""
+    rows: dict[str, dict] = {d: {} for d in domains}
+    for m in METRICS:
+        res = _paired(runs, a, b, protocol, domains, m)
+        for d in domains:
+            if isinstance(res, str):
+                rows[d][m] = {"error": res}
+                continue
+            r = dict(res[d])
+            r["significant"] = _significant(r)
+            rows[d][m] = r
+    return rows
+
+
 def significance(
     cfg: BenchConfig,
     runs: dict[str, list[Run]],
     summary: dict[str, dict],
     protocol: str,
     domains: list[str],
-) -> tuple[dict, dict]:
-    """(best baseline per domain/metric, tests per non-baseline variant/domain/metric)."""
+) -> tuple[dict, dict, dict]:
+    """(best baseline per domain/metric, tests per non-baseline variant/domain/metric against that best
+    baseline, tests of each full variant against every baseline).
+
+    The last part answers "and against c2dsr?" (or against the baselines an issue names), which the
+    best-baseline tests alone cannot; only full variants (those with ablations) get it, to keep the
+    document small.
+    """
     baselines = [v for v in summary if cfg.variants[v].baseline]
     best: dict[str, dict[str, str]] = {}
     for d in domains:
@@ -122,61 +143,22 @@ def significance(
         for m in METRICS:
             if baselines:
                 best[d][m] = max(baselines, key=lambda v, d=d, m=m: summary[v]["mean"][d][m])
-    cache: dict[tuple[str, str, str], dict | str] = {}
+    cache: dict[tuple[str, str], dict] = {}
+
+    def against(v: str, b: str) -> dict:
+        if (v, b) not in cache:
+            cache[v, b] = _against(runs, v, b, protocol, domains)
+        return cache[v, b]
+
     tests: dict[str, dict[str, dict[str, dict]]] = {}
     for v in summary:
         if v in baselines or not baselines:
             continue
-        tests[v] = {d: {} for d in domains}
-        for m in METRICS:
-            for d in domains:
-                b = best[d][m]
-                key = (v, b, m)
-                if key not in cache:
-                    cache[key] = _paired(runs, v, b, protocol, domains, m)
-                res = cache[key]
-                if isinstance(res, str):
-                    tests[v][d][m] = {"baseline": b, "error": res}
-                    continue
-                r = dict(res[d])
-                r["baseline"] = b
-                r["significant"] = _significant(r)
-                tests[v][d][m] = r
-    return best, tests
-
-
-def baseline_tests(
-    cfg: BenchConfig,
-    runs: dict[str, list[Run]],
-    summary: dict[str, dict],
-    protocol: str,
-    domains: list[str],
-) -> dict[str, dict]:
-    """full variant -> baseline -> domain -> metric -> paired tests against that baseline.
-
-    `significance` tests against the best baseline of each column only; a reader who asks "and against
-    c2dsr?" (or against the baselines an issue names) needs the tests against each one. Only the full
-    variants (those with ablations) get them, to keep the document small.
-    """
-    baselines = [v for v in summary if cfg.variants[v].baseline]
-    out: dict[str, dict] = {}
-    for full in cfg.ablation_of:
-        if full not in summary:
-            continue
-        out[full] = {}
-        for b in baselines:
-            per_metric = {m: _paired(runs, full, b, protocol, domains, m) for m in METRICS}
-            rows: dict[str, dict] = {d: {} for d in domains}
-            for m, res in per_metric.items():
-                for d in domains:
-                    if isinstance(res, str):
-                        rows[d][m] = {"error": res}
-                        continue
-                    r = dict(res[d])
-                    r["significant"] = _significant(r)
-                    rows[d][m] = r
-            out[full][b] = rows
-    return out
+        tests[v] = {
+            d: {m: {"baseline": best[d][m], **against(v, best[d][m])[d][m]} for m in METRICS} for d in domains
+        }
+    every = {full: {b: against(full, b) for b in baselines} for full in cfg.ablation_of if full in summary}
+    return best, tests, every
 
 
 def ablations(
@@ -615,7 +597,7 @@ def build_document(cfg: BenchConfig, dataset_key: str, statuses: list[CellStatus
     for p in protocols:
         domains = _domains(runs, p)
         summary = summarize(runs, p, domains)
-        best, tests = significance(cfg, runs, summary, p, domains)
+        best, tests, every = significance(cfg, runs, summary, p, domains)
         results[p] = {
             "domains": domains,
             "metrics": list(METRICS),
@@ -629,7 +611,7 @@ def build_document(cfg: BenchConfig, dataset_key: str, statuses: list[CellStatus
             },
             "best_baseline": best,
             "significance": tests,
-            "vs_baselines": baseline_tests(cfg, runs, summary, p, domains),
+            "vs_baselines": every,
             "ablations": ablations(cfg, runs, summary, p, domains),
         }
     dataset = next(st.cell.dataset for st in statuses)
