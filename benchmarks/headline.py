@@ -14,15 +14,13 @@ import json
 import sys
 from pathlib import Path
 
+from temarec.bench.report import format_p
+
 MODEL = "tema"
 METRICS = ("HR@10", "NDCG@10", "MRR")
 ABLATION_METRICS = ("NDCG@10", "MRR")
 ISSUE_BASELINES = ("pop", "gru4rec", "sasrec", "sasrec-single")  # issue 4 names the last three
 CROSS_BASELINE = "c2dsr"
-
-
-def _p(x: float) -> str:
-    return f"{x:.2g}" if x < 0.001 else f"{x:.3f}"
 
 
 def _compare(t: dict) -> list[str]:
@@ -33,7 +31,7 @@ def _compare(t: dict) -> list[str]:
     verdict = "above" if t["diff"] > 0 else "below"
     if t["significant"]:  # both paired tests at p < 0.05
         verdict = "**beats**" if t["diff"] > 0 else "**loses**"
-    return [f"{t['diff']:+.4f} ({rel:+.1f}%)", _p(t["t_p"]), _p(t["wilcoxon_p"]), verdict]
+    return [f"{t['diff']:+.4f} ({rel:+.1f}%)", format_p(t["t_p"]), format_p(t["wilcoxon_p"]), verdict]
 
 
 def headline(docs: list[dict]) -> list[str]:

@@ -356,7 +356,8 @@ def _f(x: float | None, nd: int = 4) -> str:
     return "–" if x is None else f"{x:.{nd}f}"
 
 
-def _p(x: float) -> str:
+def format_p(x: float) -> str:
+    """A p-value as the reports print it (two significant digits below 0.001); headline.py uses it too."""
     return f"{x:.2g}" if x < 0.001 else f"{x:.3f}"
 
 
@@ -401,7 +402,7 @@ def _pvalue_table(block: dict, domains: list[str]) -> list[str]:
                 cells.append("n/a")
                 continue
             mark = (" " + (UP if t["diff"] > 0 else DOWN)) if t["significant"] else ""
-            cells.append(f"{t['diff']:+.4f}: t {_p(t['t_p'])}, W {_p(t['wilcoxon_p'])}{mark}")
+            cells.append(f"{t['diff']:+.4f}: t {format_p(t['t_p'])}, W {format_p(t['wilcoxon_p'])}{mark}")
         rows.append(cells)
     return _table(head, rows)
 
