@@ -25,7 +25,8 @@ cross-domain baseline (written from the C2DSR paper; how and where it departs is
 `src/temarec/models/c2dsr.py`), tema is 1-6% higher everywhere but the difference is significant by
 both tests in one column only: on this dataset c2dsr is nearly as good, and tema's edge over it is not
 established. On amazon-art-office tema is far ahead under `uni999` and ahead on HR@10 under `full`, but
-below sasrec-single on NDCG@10 and MRR under `full` (not significant); see the amazon-art-office section.
+below sasrec-single on NDCG@10 and MRR under `full` (not significant), and there level with c2dsr on Art
+and below it on Office; see the amazon-art-office section and `tema-tuning.md` for what was tried.
 MD
   echo
   cat benchmarks/results_readme_head.md
