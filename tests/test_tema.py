@@ -41,6 +41,7 @@ ABLATIONS = [
     {"softmax_negatives": 20},
     {"softmax_negatives": 20, "modality_fusion": "sum", "id_dropout": 0.5, "item_dropout": 0.1},
     {"intra_layers": 2, "history_tags": 2},
+    {"intra_positions": "compact"},
 ]
 
 
@@ -181,3 +182,29 @@ def test_no_state_depends_on_a_later_item(demo_ds, feats, flags):
     after = model.hidden(changed)
     assert torch.allclose(before[:, :-1], after[:, :-1], atol=1e-6)
     assert not torch.allclose(before[:, -1], after[:, -1])
+
+
+def test_compact_positions_read_the_domain_subsequence_as_sasrec_single(demo_ds, feats):
+    """`intra_positions=compact`: at the last position, domain d's stream is the encoder run on d's
+    right-aligned subsequence; earlier positions never depend on *which* later item comes (only, as in
+    SASRec, on how many of the same domain follow)."""
+    from temarec.models.base import domain_subsequence
+
+    torch.manual_seed(0)
+    info = demo_ds.info()
+    cfg = ModelConfig(name="tema", hidden=16, layers=1, intra_positions="compact", cross_attention=False)
+    model = build_model(info, cfg, 12, features=feats).eval()
+    seq = _seq(demo_ds, n=16, length=12)
+    h = model.hidden(seq)  # streams: intra A, intra B, tags
+    for d in (0, 1):
+        sub = domain_subsequence(seq, model.item_domain, d)
+        has = (sub > 0).any(1)
+        direct = model.intra[d](model.embed(sub), sub)[:, -1]
+        assert torch.allclose(h[has, -1, d], direct[has], atol=1e-5)
+    changed = seq.clone()
+    last = changed[:, -1].numpy()
+    dom = info.item_domain[last]
+    first = np.asarray(info.domain_offset)[dom]
+    other = np.where(last == first + 1, first + 2, first + 1)
+    changed[:, -1] = torch.from_numpy(other)  # another item of the same domain
+    assert torch.allclose(model.hidden(changed)[:, :-1], h[:, :-1], atol=1e-6)

@@ -48,6 +48,13 @@ class ModelConfig(_Strict):
     intra_layers: int | None = Field(
         None, ge=1, description="blocks of each intra-domain encoder (None: as many as `layers`)"
     )
+    intra_positions: Literal["mixed", "compact"] = Field(
+        "mixed",
+        description="positions the intra-domain encoders see: an item's place in the mixed window "
+        "(depends on the past only) or in its domain's right-aligned subsequence, as sasrec-single "
+        "(the last item of the domain always in the last slot; training positions then count the "
+        "later items of that domain, as in SASRec, though never which they are)",
+    )
     item_dropout: float = Field(
         0.0,
         ge=0.0,

@@ -26,7 +26,7 @@ from temarec.config import ModelConfig
 from temarec.data.dataset import DatasetInfo
 from temarec.data.ragged import Ragged
 from temarec.features.item_features import ItemFeatures
-from temarec.models.base import DotModel, shift
+from temarec.models.base import DotModel, domain_subsequence, shift
 from temarec.models.layers import Dropout
 from temarec.models.sasrec import SASRecEncoder
 
@@ -300,6 +300,8 @@ class TEMA(DotModel):
         right, so that changes nothing. `x` (the mixed sequence's item vectors) is reused.
         """
         keep = (seq > 0) & (self.item_domain[seq] == d)
+        if self.cfg.intra_positions == "compact":
+            return self._compact_intra_states(seq, keep, d)
         n = seq.shape[1]
         pos = torch.arange(n, device=seq.device)
         last = torch.where(keep, pos, -1).cummax(dim=1).values  # last d position at or before each one
@@ -312,6 +314,22 @@ class TEMA(DotModel):
         idx = (last - start).clamp_min(0)
         out = h.gather(1, idx.unsqueeze(-1).expand(-1, -1, h.shape[-1]))
         return torch.where((last >= 0).unsqueeze(-1), out, self.empty)
+
+    def _compact_intra_states(self, seq: torch.Tensor, keep: torch.Tensor, d: int) -> torch.Tensor:
+        """`intra_positions="compact"`: the encoder reads domain `d`'s subsequence right-aligned, as
+        sasrec-single does; each mixed position takes the state of the last `d` item at or before it,
+        which sits `(d items after the position)` slots before the end."""
+        n = seq.shape[1]
+        sub = domain_subsequence(seq, self.item_domain, d)
+        any_col = (sub > 0).any(0)
+        start = int(any_col.float().argmax()) if bool(any_col.any()) else n - 1
+        sub = sub[:, start:]
+        h = self.intra[d](self.embed(sub), sub)  # [B, n - start, D]
+        after = keep.flip(1).cumsum(1).flip(1) - keep.long()  # d items strictly after each position
+        idx = (n - 1 - after - start).clamp_min(0)
+        out = h.gather(1, idx.unsqueeze(-1).expand(-1, -1, h.shape[-1]))
+        seen_d = keep.cumsum(1) > 0
+        return torch.where(seen_d.unsqueeze(-1), out, self.empty)
 
     def hidden(self, seq: torch.Tensor) -> torch.Tensor:
         """`[B, L, K, D]`: the K attention streams (cross, intra A, intra B, tags) at every position."""
