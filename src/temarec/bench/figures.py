@@ -238,8 +238,11 @@ def _selection_protocol(runs: dict[str, list[Path]], default: str) -> str:
 def _colors(models: Sequence[str]) -> dict[str, Any]:
     from matplotlib import colormaps
 
-    cmap = colormaps["tab10"]
-    return {m: cmap(i % 10) for i, m in enumerate(models)}
+    # tab10 repeats after ten variants (the paper grid has twelve), so two bars would share a colour:
+    # tab20's ten dark shades first (tab10's hues), then its light ones, all distinct
+    cmap = colormaps["tab20"]
+    order = [*range(0, 20, 2), *range(1, 20, 2)]
+    return {m: cmap(order[i % 20]) for i, m in enumerate(models)}
 
 
 def _new_figure(nrows: int, ncols: int, size: tuple[float, float], **kw: Any) -> tuple[Figure, np.ndarray]:
