@@ -42,6 +42,7 @@ ABLATIONS = [
     {"softmax_negatives": 20, "modality_fusion": "sum", "id_dropout": 0.5, "item_dropout": 0.1},
     {"intra_layers": 2, "history_tags": 2},
     {"intra_positions": "compact"},
+    {"head_linear": False},
 ]
 
 

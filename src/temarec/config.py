@@ -48,6 +48,11 @@ class ModelConfig(_Strict):
     intra_layers: int | None = Field(
         None, ge=1, description="blocks of each intra-domain encoder (None: as many as `layers`)"
     )
+    head_linear: bool = Field(
+        True,
+        description="tema's output head adds a learned linear map of the fused state (u + W u); "
+        "False scores with the fused state itself, as SASRec does",
+    )
     intra_positions: Literal["mixed", "compact"] = Field(
         "mixed",
         description="positions the intra-domain encoders see: an item's place in the mixed window "

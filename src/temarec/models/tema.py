@@ -358,4 +358,4 @@ class TEMA(DotModel):
         s = h[..., keep, :]
         logits = (self.fuse_k(s) * self.fuse_q[domain]).sum(-1) / math.sqrt(s.shape[-1])
         u = (torch.softmax(logits, dim=-1).unsqueeze(-1) * s).sum(-2)
-        return u + self.heads_out[domain](u)
+        return u + self.heads_out[domain](u) if self.cfg.head_linear else u
