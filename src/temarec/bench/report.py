@@ -181,7 +181,7 @@ def ablations(
             if v not in summary:
                 continue
             rows[v] = {}
-            tests = {m: _paired(runs, v, full, protocol, domains, m) for m in METRICS} if v != full else {}
+            tests = _against(runs, v, full, protocol, domains) if v != full else None
             for d in domains:
                 rows[v][d] = {}
                 for m in METRICS:
@@ -191,12 +191,9 @@ def ablations(
                         "delta": x - r,
                         "delta_pct": (100.0 * (x - r) / r) if r else None,
                     }
-                    t = tests.get(m)
-                    if isinstance(t, dict):
-                        row["t_p"], row["wilcoxon_p"] = t[d]["t_p"], t[d]["wilcoxon_p"]
-                        row["significant"] = _significant(row)
-                    elif isinstance(t, str):
-                        row["error"] = t
+                    if tests is not None:
+                        t = tests[d][m]
+                        row.update({k: t[k] for k in ("t_p", "wilcoxon_p", "significant", "error") if k in t})
                     rows[v][d][m] = row
         out[full] = rows
     return out

@@ -55,11 +55,15 @@ def shift(window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return inputs, targets.masked_fill(inputs == 0, 0)
 
 
+def compact_order(keep: torch.Tensor) -> torch.Tensor:
+    """Column order that moves the kept entries of each row to the right, in order (a stable sort)."""
+    return torch.sort(keep.to(torch.int8), dim=1, stable=True).indices
+
+
 def domain_subsequence(seq: torch.Tensor, item_domain: torch.Tensor, d: int) -> torch.Tensor:
-    """The items of domain `d` only, still left-padded and in order (a stable sort, no loop)."""
+    """The items of domain `d` only, still left-padded and in order (no loop)."""
     keep = (seq > 0) & (item_domain[seq] == d)
-    order = torch.sort(keep.to(torch.int8), dim=1, stable=True).indices
-    return torch.where(keep, seq, 0).gather(1, order)
+    return torch.where(keep, seq, 0).gather(1, compact_order(keep))
 
 
 class DotModel(RecModel):

@@ -26,7 +26,7 @@ from temarec.config import ModelConfig
 from temarec.data.dataset import DatasetInfo
 from temarec.data.ragged import Ragged
 from temarec.features.item_features import ItemFeatures
-from temarec.models.base import DotModel, domain_subsequence, shift
+from temarec.models.base import DotModel, compact_order, shift
 from temarec.models.layers import Dropout
 from temarec.models.sasrec import SASRecEncoder
 
@@ -240,7 +240,7 @@ class TEMA(DotModel):
         self.empty = nn.Parameter(torch.zeros(dim))  # intra state before the first item of a domain
         self.fuse_q = nn.Parameter(torch.randn(2, dim) * dim**-0.5)
         self.fuse_k = nn.Linear(dim, dim, bias=False)
-        self.heads_out = nn.ModuleList(nn.Linear(dim, dim) for _ in range(2))
+        self.heads_out = nn.ModuleList(nn.Linear(dim, dim) for _ in range(2)) if cfg.head_linear else None
         self._cache: dict[int, torch.Tensor] = {}
         self._table: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -293,43 +293,34 @@ class TEMA(DotModel):
     def _intra_states(self, seq: torch.Tensor, d: int, x: torch.Tensor | None = None) -> torch.Tensor:
         """State of the domain-`d` encoder after the last `d` item at or before each mixed position.
 
-        The encoder reads the mixed window with the other domain's items masked as padding, so every item
-        keeps its mixed position. (Compacting the subsequence instead would give an item a position that
-        depends on how many items of its domain come *later* in the window: a leak of the future in
-        training.) Leading columns with no `d` item in any row are dropped; positions count from the
-        right, so that changes nothing. `x` (the mixed sequence's item vectors) is reused.
+        By default (`intra_positions="mixed"`) the encoder reads the mixed window with the other domain's
+        items masked as padding, so every item keeps its mixed position and no state depends on a later
+        item. With `"compact"` it reads `d`'s subsequence right-aligned, as sasrec-single does: the last
+        `d` item always sits in the last slot, but in training an item's slot counts the `d` items after
+        it (never which they are, as in SASRec). Leading columns with no `d` item in any row are dropped;
+        positions count from the right, so that changes nothing. `x` (the mixed sequence's item vectors)
+        is reused.
         """
         keep = (seq > 0) & (self.item_domain[seq] == d)
-        if self.cfg.intra_positions == "compact":
-            return self._compact_intra_states(seq, keep, d)
         n = seq.shape[1]
-        pos = torch.arange(n, device=seq.device)
-        last = torch.where(keep, pos, -1).cummax(dim=1).values  # last d position at or before each one
-        any_col = keep.any(0)
-        start = int(any_col.float().argmax()) if bool(any_col.any()) else n - 1
         if x is None:
             x = self.embed(seq)
-        sub = torch.where(keep, seq, 0)[:, start:]
-        h = self.intra[d]((x * keep.unsqueeze(-1))[:, start:], sub)  # [B, n - start, D]
-        idx = (last - start).clamp_min(0)
-        out = h.gather(1, idx.unsqueeze(-1).expand(-1, -1, h.shape[-1]))
-        return torch.where((last >= 0).unsqueeze(-1), out, self.empty)
-
-    def _compact_intra_states(self, seq: torch.Tensor, keep: torch.Tensor, d: int) -> torch.Tensor:
-        """`intra_positions="compact"`: the encoder reads domain `d`'s subsequence right-aligned, as
-        sasrec-single does; each mixed position takes the state of the last `d` item at or before it,
-        which sits `(d items after the position)` slots before the end."""
-        n = seq.shape[1]
-        sub = domain_subsequence(seq, self.item_domain, d)
-        any_col = (sub > 0).any(0)
+        tokens, vecs = torch.where(keep, seq, 0), x * keep.unsqueeze(-1)
+        if self.cfg.intra_positions == "compact":
+            order = compact_order(keep)
+            tokens, vecs = tokens.gather(1, order), vecs.gather(1, order.unsqueeze(-1).expand_as(vecs))
+            after = keep.flip(1).cumsum(1).flip(1) - keep.long()  # d items strictly after each position
+            slot = n - 1 - after  # where the last d item at or before each position sits
+        else:
+            pos = torch.arange(n, device=seq.device)
+            slot = torch.where(keep, pos, -1).cummax(dim=1).values
+        any_col = (tokens > 0).any(0)
         start = int(any_col.float().argmax()) if bool(any_col.any()) else n - 1
-        sub = sub[:, start:]
-        h = self.intra[d](self.embed(sub), sub)  # [B, n - start, D]
-        after = keep.flip(1).cumsum(1).flip(1) - keep.long()  # d items strictly after each position
-        idx = (n - 1 - after - start).clamp_min(0)
+        h = self.intra[d](vecs[:, start:], tokens[:, start:])  # [B, n - start, D]
+        idx = (slot - start).clamp_min(0)
         out = h.gather(1, idx.unsqueeze(-1).expand(-1, -1, h.shape[-1]))
-        seen_d = keep.cumsum(1) > 0
-        return torch.where(seen_d.unsqueeze(-1), out, self.empty)
+        seen = keep.cummax(dim=1).values  # a d item at or before the position
+        return torch.where(seen.unsqueeze(-1), out, self.empty)
 
     def hidden(self, seq: torch.Tensor) -> torch.Tensor:
         """`[B, L, K, D]`: the K attention streams (cross, intra A, intra B, tags) at every position."""
@@ -358,4 +349,4 @@ class TEMA(DotModel):
         s = h[..., keep, :]
         logits = (self.fuse_k(s) * self.fuse_q[domain]).sum(-1) / math.sqrt(s.shape[-1])
         u = (torch.softmax(logits, dim=-1).unsqueeze(-1) * s).sum(-2)
-        return u + self.heads_out[domain](u) if self.cfg.head_linear else u
+        return u if self.heads_out is None else u + self.heads_out[domain](u)
