@@ -98,6 +98,19 @@ def test_resume_refuses_other_configuration(tmp_path, demo_ds):
         run(_cfg(epochs=1, lr=0.01), tmp_path, progress=False, dataset=demo_ds)
 
 
+def test_resume_refuses_checkpoint_of_another_model_layout(tmp_path, demo_ds):
+    """Same configuration, other parameters (an older temarec version): a clear error, nothing overwritten."""
+    run(_cfg(epochs=2), tmp_path, progress=False, dataset=demo_ds)
+    (tmp_path / "metrics.json").unlink()
+    state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    state["model"]["stale.weight"] = torch.zeros(1)
+    torch.save(state, tmp_path / CHECKPOINT)
+    before = (tmp_path / CHECKPOINT).read_bytes()
+    with pytest.raises(RuntimeError, match="does not fit this model.*remove the checkpoint"):
+        run(_cfg(epochs=2), tmp_path, progress=False, dataset=demo_ds)
+    assert (tmp_path / CHECKPOINT).read_bytes() == before
+
+
 def test_trained_model_beats_popularity_on_demo(tmp_path, demo_ds):
     """The demo world has cross-domain tastes; a sequence model must find more than popularity."""
     pop = run(_cfg("pop"), tmp_path / "pop", progress=False, dataset=demo_ds)

@@ -108,8 +108,15 @@ class Trainer:
                 f"{path} was written by a run with another configuration; use a new --output folder "
                 "or remove the checkpoint"
             )
-        self.model.load_state_dict(state["model"])
-        self.optim.load_state_dict(state["optim"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optim.load_state_dict(state["optim"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            # same configuration, other module layout: written by another temarec version
+            raise RuntimeError(
+                f"{path} does not fit this model (written by another temarec version?); use a new "
+                f"--output folder or remove the checkpoint. Details: {str(err).splitlines()[0]}"
+            ) from err
         self.epoch = int(state["epoch"])
         self.best_score = float(state["best_score"])
         self.best_epoch = int(state["best_epoch"])
