@@ -16,11 +16,15 @@ METRICS = ("HR@10", "NDCG@10", "MRR")
 
 
 def collect(root: Path) -> dict[str, dict[str, list[dict]]]:
-    """protocol -> model -> list of metrics documents (one per seed)."""
+    """protocol -> variant -> list of metrics documents (one per seed).
+
+    Grouped by the run's folder (the bench variant), not by the model name inside the document: every
+    ablation of tema is model `tema` too, and must not be averaged into tema's row.
+    """
     out: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for path in sorted(root.glob("*/seed*/metrics*.json")):
         doc = json.loads(path.read_text())
-        out[doc["protocol"]][doc["model"]].append(doc)
+        out[doc["protocol"]][path.parent.parent.name].append(doc)
     return out
 
 
