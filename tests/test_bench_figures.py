@@ -238,3 +238,26 @@ def test_breakdowns_on_the_demo_split(tmp_path):
     assert {"demo-by-history-length-full.png", "demo-by-item-popularity-full.png"} <= names
     for p in paths:
         _assert_png(p)
+
+
+@pytest.mark.parametrize("n_models", [3, 12])
+def test_breakdown_bars_stay_readable_with_many_models(n_models):
+    """A few models: values written on the bars; many: no overlapping labels, a symlog axis instead."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = [f"m{i}" for i in range(n_models)]
+    series = {m: (np.array([0.001, 0.02, 0.6]), np.zeros(3)) for m in models}
+    f, ax = plt.subplots()
+    try:
+        fig._grouped_bars(ax, ["rare", "mid", "popular"], series, fig._colors(models), values=True)
+        labels = [t.get_text() for t in ax.texts]
+        if n_models <= fig.MAX_LABELLED_SERIES:
+            assert ax.get_yscale() == "linear" and labels.count("0.600") == n_models
+        else:
+            assert ax.get_yscale() == "symlog" and not labels
+            assert ax.get_ylim()[0] == 0
+    finally:
+        plt.close(f)

@@ -257,6 +257,9 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
+MAX_LABELLED_SERIES = 6  # more bars per group and their value labels overlap
+
+
 def _grouped_bars(
     ax: Any,
     groups: list[str],
@@ -266,9 +269,12 @@ def _grouped_bars(
 ) -> None:
     """One group of bars per x position, one bar per model, error bar = std over seeds.
 
-    `values` writes each bar's height above it: small buckets are unreadable on a shared linear axis.
+    `values` makes small buckets readable next to large ones on a shared axis: with a few models each bar's
+    height is written above it; with more (the labels would overlap) the axis turns symmetric-log instead
+    (linear below 0.01), and the exact numbers are in the report's breakdown table.
     """
     n = max(len(series), 1)
+    labelled = values and n <= MAX_LABELLED_SERIES
     width = 0.8 / n
     x = np.arange(len(groups))
     for i, (m, (mean, std)) in enumerate(series.items()):
@@ -282,11 +288,14 @@ def _grouped_bars(
             label=m,
             error_kw={"elinewidth": 1},
         )
-        if values:
+        if labelled:
             labels = ["" if not np.isfinite(v) else f"{v:.3f}" for v in mean]
             ax.bar_label(bars, labels, rotation=90, fontsize=7.5, padding=3)
-    if values:
+    if labelled:
         ax.margins(y=0.18)
+    elif values:
+        ax.set_yscale("symlog", linthresh=0.01, linscale=0.5)
+        ax.set_ylim(bottom=0)
     ax.set_xticks(x, groups)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
@@ -516,7 +525,8 @@ def _breakdown_panel(
 ) -> None:
     series = {m: _bucket_stats(sr, buckets, metric, mask) for m, sr in seed_ranks.items()}
     _grouped_bars(ax, _tick_labels(buckets, mask, cold), series, colors, values=True)
-    ax.set_ylabel(f"test {UNITS[metric]}")
+    scale = ", symlog scale" if ax.get_yscale() == "symlog" else ""
+    ax.set_ylabel(f"test {UNITS[metric]}{scale}")
 
 
 def _breakdown_inputs(runs: dict[str, list[Path]], protocol: str, split: Any) -> tuple | None:
