@@ -30,16 +30,17 @@ and below it on Office; see the amazon-art-office section and `tema-tuning.md` f
 
 **What the ablations say** (the tables above give the seeds behind each cell; one-seed cells are
 indications only). *Tags* help on both datasets: without them tema loses 3-19%, significantly on
-Kitchen, Office and (under `uni999`) Art. *Attention-weighted tag fusion* does not measurably beat a plain mean of the tag
-vectors: the mean is within a few percent either way and even significantly better on Kitchen under
-`uni999`; we keep attention as the default because it is the method's, not because it won here.
-*Cross-domain attention* matters for Food and for Office under `uni999`; on Kitchen its loss (up to 7%)
-is not significant, and Art is slightly better without it. *Intra-domain attention* carries tema on amazon-art-office (half of
-`full` NDCG@10 is lost without it) and helps Food on amazon-food-kitchen. *Text* adds nothing measurable
-on amazon-food-kitchen, where the keyphrase tags are built from the same title and description; on
-amazon-art-office it helps a little (3-10%, significant only on Office under `uni999`). *ID only* (no content at all) is the largest loss nearly everywhere, except Office under
-`full`, where tema's content does not help: the dataset's exact item-to-item transitions favour ID
-vectors there (see the amazon-art-office section).
+Kitchen, Office and (under `uni999`) Art. *Attention-weighted tag fusion* does not measurably beat a
+plain mean of the tag vectors: the mean is within a few percent either way and even significantly better
+on Kitchen under `uni999`; we keep attention as the default because it is the method's, not because it
+won here. *Cross-domain attention* matters for Food and for Office under `uni999`; on Kitchen its loss
+(up to 7%) is not significant, and Art is slightly better without it. *Intra-domain attention* carries
+tema on amazon-art-office (half of `full` NDCG@10 is lost without it) and helps Food on
+amazon-food-kitchen. *Text* adds nothing measurable on amazon-food-kitchen, where the keyphrase tags are
+built from the same title and description; on amazon-art-office it helps a little (3-10%, significant
+only on Office under `uni999`). *ID only* (no content at all) is the largest loss nearly everywhere,
+except Office under `full`, where tema's content does not help: the dataset's exact item-to-item
+transitions favour ID vectors there (see the amazon-art-office section).
 MD
   echo
   cat benchmarks/results_readme_head.md
