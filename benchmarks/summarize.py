@@ -1,74 +1,63 @@
-"""Summarise `results/<dataset>/<model>/seed*/metrics*.json` into Markdown tables (mean ± std over seeds).
+"""Per-dataset tables of `results/README.md`, taken from the bench report `results/<dataset>.json`.
 
-Usage: python benchmarks/summarize.py results/amazon-food-kitchen > table.md
+The report computes every number once (mean ± std over seeds per bench variant, paired tests); this
+script only lays its results tables out again and adds one timing row per variant (the report lists
+every run). Usage: python benchmarks/summarize.py results/amazon-food-kitchen.json > table.md
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-METRICS = ("HR@10", "NDCG@10", "MRR")
+from temarec.bench.report import ALPHA, DOWN, UP, results_table
 
 
-def collect(root: Path) -> dict[str, dict[str, list[dict]]]:
-    """protocol -> variant -> list of metrics documents (one per seed).
-
-    Grouped by the run's folder (the bench variant), not by the model name inside the document: every
-    ablation of tema is model `tema` too, and must not be averaged into tema's row.
-    """
-    out: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
-    for path in sorted(root.glob("*/seed*/metrics*.json")):
-        doc = json.loads(path.read_text())
-        out[doc["protocol"]][path.parent.parent.name].append(doc)
-    return out
+def _join(values: list) -> str:
+    return ",".join(str(v) for v in values) if values else "–"
 
 
-def fmt(values: list[float]) -> str:
-    a = np.asarray(values, dtype=float)
-    if len(a) == 1:
-        return f"{a[0]:.4f}"
-    return f"{a.mean():.4f} ± {a.std(ddof=1):.4f}"
-
-
-def table(docs: dict[str, list[dict]], protocol: str) -> str:
-    any_doc = next(iter(docs.values()))[0]
-    domains = [d for d in any_doc["test"] if d != "all"] + ["all"]
-    head = ["model", "seeds"] + [f"{d} {m}" for d in domains for m in METRICS]
-    lines = [f"**{protocol}** (test, mean ± std over seeds)", "", "| " + " | ".join(head) + " |"]
-    lines.append("|" + "---|" * len(head))
-    for model, runs in sorted(docs.items(), key=lambda kv: (kv[0] != "pop", kv[0])):
-        seeds = ",".join(str(r["seed"]) for r in sorted(runs, key=lambda r: r["seed"]))
-        cells = [fmt([r["test"][d][m] for r in runs]) for d in domains for m in METRICS]
-        lines.append(f"| {model} | {seeds} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def timing(docs: dict[str, list[dict]]) -> str:
-    lines = ["| model | s/epoch (mean over runs) | epochs run | best epoch | wall s per run | peak RSS MB |"]
+def timing(rows: list[dict]) -> str:
+    """One row per variant: mean training s/epoch, epochs run and best epochs per seed, wall, peak RSS."""
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["variant"], []).append(r)
+    lines = ["| variant | s/epoch (mean of runs) | epochs run | best epoch | wall s per run | peak RSS MB |"]
     lines.append("|---|---|---|---|---|---|")
-    for model, runs in sorted(docs.items()):
-        tr = [r["training"] for r in runs if r["training"]]
-        spe = f"{np.mean([t['seconds_per_epoch'] for t in tr]):.1f}" if tr else "–"
-        ep = ",".join(str(t["epochs"]) for t in tr) if tr else "–"
-        be = ",".join(str(t["best_epoch"]) for t in tr) if tr else "–"
-        wall = f"{np.mean([r['wall_seconds'] for r in runs]):.0f}"
-        rss = f"{max(r['peak_rss_mb'] for r in runs):.0f}"
-        lines.append(f"| {model} | {spe} | {ep} | {be} | {wall} | {rss} |")
+    for v, rs in by.items():
+        spe = [r["seconds_per_epoch"] for r in rs if r["seconds_per_epoch"] is not None]
+        wall = [r["wall_seconds"] for r in rs if r["wall_seconds"] is not None]
+        rss = [r["peak_rss_mb"] for r in rs if r["peak_rss_mb"] is not None]
+        lines.append(
+            f"| {v} | {f'{np.mean(spe):.1f}' if spe else '–'} "
+            f"| {_join([r['epochs'] for r in rs if r['epochs'] is not None])} "
+            f"| {_join([r['best_epoch'] for r in rs if r['best_epoch'] is not None])} "
+            f"| {f'{np.mean(wall):.0f}' if wall else '–'} | {f'{max(rss):.0f}' if rss else '–'} |"
+        )
     return "\n".join(lines)
 
 
-def main(root: str) -> None:
-    data = collect(Path(root))
-    for protocol in sorted(data, key=lambda p: (p != "full", p)):
-        print(table(data[protocol], protocol) + "\n")
-    if "full" in data:
-        print(timing(data["full"]))
+def tables(doc: dict) -> str:
+    """Results table per protocol (`full` first), then the timing table."""
+    out = []
+    for p in sorted(doc["results"], key=lambda p: (p != "full", p)):
+        block = doc["results"][p]
+        out.append(
+            f"**{p}** (test, mean ± std over seeds; **bold**: best of its column; {UP} / {DOWN}: "
+            "significantly above / below the column's best baseline, paired t-test and Wilcoxon both at "
+            f"p < {ALPHA})\n"
+        )
+        out.append("\n".join(results_table(block, block["domains"])) + "\n")
+    out.append(timing(doc["runs"]))
+    return "\n".join(out)
+
+
+def main(path: str) -> None:
+    print(tables(json.loads(Path(path).read_text(encoding="utf-8"))))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "results/amazon-food-kitchen")
+    main(sys.argv[1] if len(sys.argv) > 1 else "results/amazon-food-kitchen.json")

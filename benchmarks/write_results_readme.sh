@@ -44,7 +44,7 @@ transitions favour ID vectors there (see the amazon-art-office section).
 MD
   echo
   cat benchmarks/results_readme_head.md
-  python benchmarks/summarize.py results/amazon-food-kitchen
+  python benchmarks/summarize.py results/amazon-food-kitchen.json
   echo
   echo "Seconds per epoch are training only (validation, a full ranking of 7,144 users, adds 2-10 s per epoch)."
   if [[ -f results/amazon-food-kitchen/timing.json ]]; then
@@ -92,7 +92,7 @@ MD
   if [[ -d results/amazon-art-office ]]; then
     echo
     cat benchmarks/results_readme_ao.md
-    python benchmarks/summarize.py results/amazon-art-office
+    python benchmarks/summarize.py results/amazon-art-office.json
   fi
   echo
   echo "## amazon-food-kitchen against ABXI's published numbers"

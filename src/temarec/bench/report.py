@@ -367,13 +367,14 @@ def _columns(domains: list[str]) -> list[tuple[str, str]]:
     return [(d, m) for d in domains for m in METRICS]
 
 
-def _results_table(cfg: BenchConfig, block: dict, domains: list[str]) -> list[str]:
+def results_table(block: dict, domains: list[str]) -> list[str]:
+    """Mean ± std over seeds per variant and column of one protocol's block (also in results/README)."""
     summary, tests = block["variants"], block["significance"]
     head = ["variant", "seeds"] + [f"{d} {m}" for d, m in _columns(domains)]
     best = {(d, m): max(s["mean"][d][m] for s in summary.values()) for d, m in _columns(domains)}
     rows = []
     for v, s in summary.items():
-        cells = [v + (" (baseline)" if cfg.variants[v].baseline else ""), ",".join(map(str, s["seeds"]))]
+        cells = [v + (" (baseline)" if s.get("baseline") else ""), ",".join(map(str, s["seeds"]))]
         for d, m in _columns(domains):
             mean, std = s["mean"][d][m], s["std"][d][m]
             text = f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None else "")
@@ -510,7 +511,7 @@ def markdown(doc: dict, cfg: BenchConfig) -> str:
     for p in doc["protocols"]:
         block = doc["results"][p]
         domains = block["domains"]
-        L += [f"## Results: {p} (test)", ""] + _results_table(cfg, block, domains) + [""]
+        L += [f"## Results: {p} (test)", ""] + results_table(block, domains) + [""]
         if block["significance"]:
             L += [
                 f"**Paired tests, {p}**: difference of the variant's mean to the best baseline's, paired "
