@@ -233,6 +233,17 @@ def test_breakdowns_on_the_demo_split(tmp_path):
     dom_n = sum(r["n"] for r in per_domain["item_popularity/Food"]["better"].values())
     assert dom_n == int((test.target_domain == 0).sum())
 
+    tests = fig.bucket_tests(runs, "full", split, "better", "worse")
+    assert list(tests) == pop_b.labels
+    for b, (label, t) in enumerate(tests.items()):
+        sel = pop_b.index == b
+        assert t["n"] == int(sel.sum())
+        assert t["mean_a"] == pytest.approx(table["item_popularity"]["better"][label]["NDCG@10"])
+        assert t["mean_b"] == pytest.approx(table["item_popularity"]["worse"][label]["NDCG@10"])
+        assert 0.0 <= t["wilcoxon_p"] <= 1.0
+    with pytest.raises(ValueError, match="no full ranks for absent"):
+        fig.bucket_tests(runs, "full", split, "better", "absent")
+
     paths = fig.make_figures("demo", runs, tmp_path / "figs", ["full"], split=split, domains=DOMAINS)
     names = {p.name for p in paths}
     assert {"demo-by-history-length-full.png", "demo-by-item-popularity-full.png"} <= names

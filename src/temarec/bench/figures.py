@@ -508,6 +508,34 @@ def breakdown_table(
     return out
 
 
+def bucket_tests(
+    runs: dict[str, list[Path]],
+    protocol: str,
+    split: Any,
+    a: str,
+    b: str,
+    kind: str = "item_popularity",
+    metric: str = "NDCG@10",
+) -> dict[str, dict[str, float]]:
+    """Paired per-instance tests of variant `a` against `b` inside every bucket of a breakdown `kind`.
+
+    The breakdown tables give bucket means only; whether a difference in a small bucket (cold or rare
+    targets) is more than noise needs the same paired test as the report's columns
+    (`temarec.evaluation.significance.paired_test`: metric averaged over seeds per instance).
+    """
+    from temarec.evaluation.significance import paired_test
+
+    seed_ranks = _aligned_seed_ranks({v: runs[v] for v in (a, b) if v in runs}, protocol, split)
+    missing = [v for v in (a, b) if v not in seed_ranks]
+    if missing:
+        raise ValueError(f"no {protocol} ranks for {', '.join(missing)}")
+    buckets = _breakdowns(split)[kind]
+    return {
+        label: paired_test(seed_ranks[a][:, buckets.index == i], seed_ranks[b][:, buckets.index == i], metric)
+        for i, label in enumerate(buckets.labels)
+    }
+
+
 def _tick_labels(buckets: Buckets, mask: np.ndarray | None, cold: bool = False) -> list[str]:
     counts = bucket_counts(buckets, mask)
     labels = [("0 (cold)" if cold and lab == "0" else lab) for lab in buckets.labels]
