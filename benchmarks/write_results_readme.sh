@@ -28,19 +28,19 @@ established. On amazon-art-office tema is far ahead under `uni999` and ahead on 
 below sasrec-single on NDCG@10 and MRR under `full` (not significant), and there level with c2dsr on Art
 and below it on Office; see the amazon-art-office section and `tema-tuning.md` for what was tried.
 
-**What the ablations say** (the tables above give the seeds behind each cell; one-seed cells are
-indications only). *Tags* help on both datasets: without them tema loses 3-19%, significantly on
-Kitchen, Office and (under `uni999`) Art. *Attention-weighted tag fusion* does not measurably beat a
-plain mean of the tag vectors: the mean is within a few percent either way and even significantly better
-on Kitchen under `uni999`; we keep attention as the default because it is the method's, not because it
-won here. *Cross-domain attention* matters for Food and for Office under `uni999`; on Kitchen its loss
-(up to 7%) is not significant, and Art is slightly better without it. *Intra-domain attention* carries
-tema on amazon-art-office (half of `full` NDCG@10 is lost without it) and helps Food on
-amazon-food-kitchen. *Text* adds nothing measurable on amazon-food-kitchen, where the keyphrase tags are
-built from the same title and description; on amazon-art-office it helps a little (3-10%, significant
-only on Office under `uni999`). *ID only* (no content at all) is the largest loss nearly everywhere,
-except Office under `full`, where tema's content does not help: the dataset's exact item-to-item
-transitions favour ID vectors there (see the amazon-art-office section).
+**What the ablations say** (3 seeds per cell, paired per-user tests against tema). *Tags* help on
+both datasets: without them tema loses 3-19%, significantly on Kitchen, Art and Office.
+*Attention-weighted tag fusion* is not clearly better than a plain mean of the tag vectors: the two are within a few
+percent of each other, attention significantly ahead only on Art under `uni999` (about 4%), the mean
+significantly ahead on Kitchen under `uni999` (about 3%); we keep attention as the default because it is
+the method's, not because it won here. *Cross-domain attention* matters for Food and for Office under
+`uni999`; on Kitchen its loss (up to 7%) is not significant, and Art is slightly better without it.
+*Intra-domain attention* carries tema on amazon-art-office (half of `full` NDCG@10 is lost without it)
+and helps Food on amazon-food-kitchen. *Text* adds nothing measurable on amazon-food-kitchen, where the
+keyphrase tags are built from the same title and description; on amazon-art-office it helps (3-12%,
+significant on Art under `full` and on Office under `uni999`). *ID only* (no content at all) is the
+largest loss nearly everywhere, except Office under `full`, where tema's content does not help: the
+dataset's exact item-to-item transitions favour ID vectors there (see the amazon-art-office section).
 MD
   echo
   cat benchmarks/results_readme_head.md

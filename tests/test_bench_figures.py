@@ -272,3 +272,24 @@ def test_breakdown_bars_stay_readable_with_many_models(n_models):
             assert ax.get_ylim()[0] == 0
     finally:
         plt.close(f)
+
+
+@pytest.mark.parametrize("n_models", [3, 12])
+def test_valid_curves_legend_leaves_the_curves_visible(tmp_path, monkeypatch, n_models):
+    """A few models: legend inside the score panel; many: below the figure, not over the curves."""
+    users, dom = np.arange(20), np.arange(20) % 2
+    runs = {
+        f"m{i}": [_write_run(tmp_path / f"m{i}" / "seed0", f"m{i}", 0, users, dom, {"full": users + 1.0})]
+        for i in range(n_models)
+    }
+    saved = []
+    monkeypatch.setattr(fig, "_save", lambda f, path: saved.append(f) or path)
+    fig.figure_valid_curves("fake", runs, "full", tmp_path / "curves.png")
+    (figure,) = saved
+    score_axes = figure.axes[0]
+    if n_models <= fig.MAX_LABELLED_SERIES:
+        assert score_axes.get_legend() is not None and not figure.legends
+    else:
+        assert score_axes.get_legend() is None and len(figure.legends) == 1
+        labels = [t.get_text() for t in figure.legends[0].get_texts()]
+        assert "m11 (mean of 1 seed)" in labels and "best epoch" in labels

@@ -397,7 +397,12 @@ def figure_valid_curves(dataset: str, runs: dict[str, list[Path]], protocol: str
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     missing = [m for m in runs if m not in curves]
-    ax_s.legend(loc="lower right", title=f"no epochs.jsonl: {', '.join(missing)}" if missing else None)
+    title = f"no epochs.jsonl: {', '.join(missing)}" if missing else None
+    if len(curves) > MAX_LABELLED_SERIES:  # inside the axes a long legend hides the curves: put it below
+        handles, labels = ax_s.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncol=4, frameon=False, title=title)
+    else:
+        ax_s.legend(loc="lower right", title=title)
     fig.suptitle(
         f"{dataset}: validation curves, protocol {protocol} (thin: one seed, thick: mean while all seeds run)"
     )
