@@ -243,6 +243,8 @@ def test_breakdowns_on_the_demo_split(tmp_path):
         assert 0.0 <= t["wilcoxon_p"] <= 1.0
     with pytest.raises(ValueError, match="no full ranks for absent"):
         fig.bucket_tests(runs, "full", split, "better", "absent")
+    with pytest.raises(ValueError, match="unknown breakdown kind 'colour'"):
+        fig.bucket_tests(runs, "full", split, "better", "worse", kind="colour")
 
     paths = fig.make_figures("demo", runs, tmp_path / "figs", ["full"], split=split, domains=DOMAINS)
     names = {p.name for p in paths}

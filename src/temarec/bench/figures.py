@@ -534,7 +534,10 @@ def bucket_tests(
     missing = [v for v in (a, b) if v not in seed_ranks]
     if missing:
         raise ValueError(f"no {protocol} ranks for {', '.join(missing)}")
-    buckets = _breakdowns(split)[kind]
+    kinds = _breakdowns(split)
+    if kind not in kinds:
+        raise ValueError(f"unknown breakdown kind {kind!r}; one of {', '.join(kinds)}")
+    buckets = kinds[kind]
     return {
         label: paired_test(seed_ranks[a][:, buckets.index == i], seed_ranks[b][:, buckets.index == i], metric)
         for i, label in enumerate(buckets.labels)
