@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from temarec.bench.report import ALPHA, DOWN, UP, results_table
+from temarec.bench.report import ALPHA, DOWN, UP, md_table, results_table
 
 
 def _join(values: list) -> str:
@@ -25,18 +25,23 @@ def timing(rows: list[dict]) -> str:
     by: dict[str, list[dict]] = {}
     for r in rows:
         by.setdefault(r["variant"], []).append(r)
-    lines = ["| variant | s/epoch (mean of runs) | epochs run | best epoch | wall s per run | peak RSS MB |"]
-    lines.append("|---|---|---|---|---|---|")
+    head = ["variant", "s/epoch (mean of runs)", "epochs run", "best epoch", "wall s per run", "peak RSS MB"]
+    body = []
     for v, rs in by.items():
         spe = [r["seconds_per_epoch"] for r in rs if r["seconds_per_epoch"] is not None]
         wall = [r["wall_seconds"] for r in rs if r["wall_seconds"] is not None]
         rss = [r["peak_rss_mb"] for r in rs if r["peak_rss_mb"] is not None]
-        lines.append(
-            f"| {v} | {f'{np.mean(spe):.1f}' if spe else '–'} "
-            f"| {_join([r['epochs'] for r in rs if r['epochs'] is not None])} "
-            f"| {_join([r['best_epoch'] for r in rs if r['best_epoch'] is not None])} "
-            f"| {f'{np.mean(wall):.0f}' if wall else '–'} | {f'{max(rss):.0f}' if rss else '–'} |"
+        body.append(
+            [
+                v,
+                f"{np.mean(spe):.1f}" if spe else "–",
+                _join([r["epochs"] for r in rs if r["epochs"] is not None]),
+                _join([r["best_epoch"] for r in rs if r["best_epoch"] is not None]),
+                f"{np.mean(wall):.0f}" if wall else "–",
+                f"{max(rss):.0f}" if rss else "–",
+            ]
         )
+    lines = md_table(head, body)
     return "\n".join(lines)
 
 

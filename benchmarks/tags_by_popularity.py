@@ -1,9 +1,10 @@
 """Do the tags help most on rare items? tema against tema-no-tags (and against the best single-model
 baseline) inside every target-popularity bucket, with paired per-user tests.
 
-Issue 5 asks to measure it; the report's breakdown tables give bucket means only. Reads the run folders
-`results/<dataset>/<variant>/seed*/` (ranks-<protocol>.npz, finished runs only) and the dataset's split
-(from `TEMAREC_DATA`, default ../shared/data), and writes `results/tags-by-popularity.md` and `.json`.
+Issue 5 asks to measure it; the report's breakdown tables give bucket means only. Reads the finished cells
+of the `paper` bench under `results/` (the same cells its report reads: stale or unfinished ones are left
+out) and the dataset's split (from `TEMAREC_DATA`, default ../shared/data), and writes
+`results/tags-by-popularity.md` and `.json`.
 
 Usage: python benchmarks/tags_by_popularity.py [amazon-food-kitchen amazon-art-office]
 """
@@ -14,8 +15,10 @@ import json
 import sys
 from pathlib import Path
 
+from temarec.bench.config import load_bench_config
 from temarec.bench.figures import bucket_tests
-from temarec.bench.report import format_p
+from temarec.bench.report import collect, format_p, md_table, significant
+from temarec.bench.runner import build_cells, plan
 
 ROOT = Path(__file__).resolve().parents[1] / "results"
 MODEL, NO_TAGS = "tema", "tema-no-tags"
@@ -25,11 +28,9 @@ PROTOCOLS = ("full", "uni999")
 
 
 def runs_of(dataset: str) -> dict[str, list[Path]]:
-    """variant -> its finished seed folders (metrics.json present, as the bench counts a cell done)."""
-    out: dict[str, list[Path]] = {}
-    for m in sorted((ROOT / dataset).glob("*/seed*/metrics.json")):
-        out.setdefault(m.parent.parent.name, []).append(m.parent)
-    return out
+    """variant -> the seed folders of its `done` cells in the paper bench (the report's own selection)."""
+    cells = build_cells(load_bench_config("paper"), output=ROOT, only=f"{dataset}/")
+    return {v: [r.dir for r in rs] for v, rs in collect(plan(cells)).items()}
 
 
 def best_single(dataset: str, protocol: str) -> str | None:
@@ -44,8 +45,7 @@ def best_single(dataset: str, protocol: str) -> str | None:
 
 def _row(label: str, t: dict) -> list[str]:
     rel = f"{100 * t['diff'] / t['mean_b']:+.0f}%" if t["mean_b"] else "–"
-    both = t["t_p"] < 0.05 and t["wilcoxon_p"] < 0.05
-    verdict = ("**higher**" if t["diff"] > 0 else "**lower**") if both else "n.s."
+    verdict = ("**higher**" if t["diff"] > 0 else "**lower**") if significant(t) else "n.s."
     return [
         label,
         str(t["n"]),
@@ -68,8 +68,7 @@ def section(dataset: str, split, runs: dict[str, list[Path]], protocol: str) -> 
         seeds = f"{MODEL} {len(runs[MODEL])} seeds, {other} {len(runs[other])}"
         lines += [f"**{dataset}, {protocol}: {MODEL} against {other}** ({seeds})", ""]
         head = ["target seen in training", "n", MODEL, other, "difference", "t p", "W p", "both p < .05"]
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(_row(label, t)) + " |" for label, t in tests.items()]
+        lines += md_table(head, [_row(label, t) for label, t in tests.items()])
         lines.append("")
     return lines, doc
 

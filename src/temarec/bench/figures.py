@@ -301,10 +301,12 @@ def _grouped_bars(
     ax.set_axisbelow(True)
 
 
-def _legend(fig: Figure, axes: np.ndarray) -> None:
+def _legend(fig: Figure, axes: np.ndarray, title: str | None = None, ncol: int = 6) -> None:
+    """The first panel's legend, once, below the figure (where it hides no data)."""
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6), frameon=False)
+        n = min(len(labels), ncol)
+        fig.legend(handles, labels, loc="outside lower center", ncol=n, frameon=False, title=title)
 
 
 # ---- figure 1: per-domain metric bars -------------------------------------------------------------------
@@ -399,8 +401,7 @@ def figure_valid_curves(dataset: str, runs: dict[str, list[Path]], protocol: str
     missing = [m for m in runs if m not in curves]
     title = f"no epochs.jsonl: {', '.join(missing)}" if missing else None
     if len(curves) > MAX_LABELLED_SERIES:  # inside the axes a long legend hides the curves: put it below
-        handles, labels = ax_s.get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside lower center", ncol=4, frameon=False, title=title)
+        _legend(fig, axes, title=title, ncol=4)
     else:
         ax_s.legend(loc="lower right", title=title)
     fig.suptitle(

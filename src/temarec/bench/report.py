@@ -103,7 +103,8 @@ def _paired(runs: dict[str, list[Run]], a: str, b: str, protocol: str, domains: 
         return f"{type(e).__name__}: {e}"
 
 
-def _significant(t: dict) -> bool:
+def significant(t: dict) -> bool:
+    """Both paired tests (t-test and Wilcoxon) below `ALPHA`: the report's one rule for a mark."""
     return bool(t["t_p"] < ALPHA and t["wilcoxon_p"] < ALPHA)
 
 
@@ -117,7 +118,7 @@ def _against(runs: dict[str, list[Run]], a: str, b: str, protocol: str, domains:
                 rows[d][m] = {"error": res}
                 continue
             r = dict(res[d])
-            r["significant"] = _significant(r)
+            r["significant"] = significant(r)
             rows[d][m] = r
     return rows
 
@@ -358,7 +359,8 @@ def format_p(x: float) -> str:
     return f"{x:.2g}" if x < 0.001 else f"{x:.3f}"
 
 
-def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+def md_table(head: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table (header, separator, rows)."""
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     return lines + ["| " + " | ".join(r) + " |" for r in rows]
 
@@ -385,7 +387,7 @@ def results_table(block: dict, domains: list[str]) -> list[str]:
                 text += " " + (UP if t["diff"] > 0 else DOWN)
             cells.append(text)
         rows.append(cells)
-    return _table(head, rows)
+    return md_table(head, rows)
 
 
 def _pvalue_table(block: dict, domains: list[str]) -> list[str]:
@@ -402,7 +404,7 @@ def _pvalue_table(block: dict, domains: list[str]) -> list[str]:
             mark = (" " + (UP if t["diff"] > 0 else DOWN)) if t["significant"] else ""
             cells.append(f"{t['diff']:+.4f}: t {format_p(t['t_p'])}, W {format_p(t['wilcoxon_p'])}{mark}")
         rows.append(cells)
-    return _table(head, rows)
+    return md_table(head, rows)
 
 
 def _ablation_table(rows: dict, domains: list[str], full: str) -> list[str]:
@@ -419,7 +421,7 @@ def _ablation_table(rows: dict, domains: list[str], full: str) -> list[str]:
                 mark = (" " + (UP if x["delta"] > 0 else DOWN)) if x.get("significant") else ""
                 cells.append(f"{x['mean']:.4f} ({x['delta']:+.4f}{pct}){mark}")
         out.append(cells)
-    return _table(head, out)
+    return md_table(head, out)
 
 
 def _runs_table(rows: list[dict]) -> list[str]:
@@ -440,7 +442,7 @@ def _runs_table(rows: list[dict]) -> list[str]:
                 r["measured_by"] + (" (resumed)" if r.get("resumed") else ""),
             ]
         )
-    return _table(head, body)
+    return md_table(head, body)
 
 
 def _flat(d: Any, prefix: tuple = ()) -> dict[tuple, Any]:
@@ -478,7 +480,7 @@ def _breakdown_md(table: dict, variants: list[str]) -> list[str]:
         for v, r in rows.items():
             vals = [r.get(c) for c in cols]
             body.append([v] + [f"{x:.4f}" if isinstance(x, float) else str(x) for x in vals])
-        lines += _table(["variant"] + [" ".join(c) or "value" for c in cols], body)
+        lines += md_table(["variant"] + [" ".join(c) or "value" for c in cols], body)
     return lines
 
 
