@@ -43,6 +43,9 @@ ABLATIONS = [
     {"intra_layers": 2, "history_tags": 2},
     {"intra_positions": "compact"},
     {"head_linear": False},
+    {"stream_loss": 0.5},
+    {"stream_loss": 1.0, "cross_attention": False, "softmax_negatives": 20},
+    {"stream_loss": 1.0, "intra_attention": False},
 ]
 
 
@@ -209,3 +212,19 @@ def test_compact_positions_read_the_domain_subsequence_as_sasrec_single(demo_ds,
     other = np.where(last == first + 1, first + 2, first + 1)
     changed[:, -1] = torch.from_numpy(other)  # another item of the same domain
     assert torch.allclose(model.hidden(changed)[:, :-1], h[:, :-1], atol=1e-6)
+
+
+def test_stream_loss_adds_a_loss_per_stream(demo_ds, feats):
+    """The auxiliary loss is off by default and, when on, adds a positive term (same draws)."""
+    info = demo_ds.info()
+    torch.manual_seed(0)
+    model = build_model(info, ModelConfig(name="tema", hidden=16, layers=1), 11, features=feats)
+    window = _seq(demo_ds, length=12)
+    losses = {}
+    for w in (0.0, 0.5, 1.0):
+        model.cfg.stream_loss = w
+        torch.manual_seed(1)  # the same id-dropout and negative draws for every weight
+        losses[w] = model.loss(window).item()
+    aux = losses[1.0] - losses[0.0]
+    assert aux > 0
+    assert losses[0.5] - losses[0.0] == pytest.approx(aux / 2, rel=1e-4)

@@ -60,6 +60,12 @@ class ModelConfig(_Strict):
         "(the last item of the domain always in the last slot; training positions then count the "
         "later items of that domain, as in SASRec, though never which they are)",
     )
+    stream_loss: float = Field(
+        0.0,
+        ge=0.0,
+        description="tema: weight of an auxiliary loss in which every stream a domain's head reads "
+        "(cross, that domain's intra encoder, tags) predicts the target on its own; 0: off",
+    )
     item_dropout: float = Field(
         0.0,
         ge=0.0,

@@ -270,9 +270,35 @@ class TEMA(DotModel):
         uniq = torch.unique(ids)  # sorted
         self._table = (uniq, self.items.encode(uniq))
         try:
-            return self.domain_softmax_loss(self.hidden(inputs), targets, negatives)
+            h = self.hidden(inputs)
+            loss = self.domain_softmax_loss(h, targets, negatives)
+            if self.cfg.stream_loss > 0:
+                loss = loss + self.cfg.stream_loss * self.stream_loss(h, targets, negatives)
+            return loss
         finally:
             self._table = None
+
+    def stream_loss(
+        self, h: torch.Tensor, targets: torch.Tensor, negatives: list[torch.Tensor | None]
+    ) -> torch.Tensor:
+        """Mean cross-entropy of each stream a domain's head reads, scoring the target on its own.
+
+        The head fuses the streams, so with its loss alone a stream need not be a good predictor by
+        itself; this deep supervision asks each one to be (as C2DSR and ABXI train their per-domain and
+        cross-domain sequence encoders with losses of their own).
+        """
+        tdom = self.item_domain[targets]
+        total, count = h.new_zeros(()), 0
+        for d in (0, 1):
+            mask = (targets > 0) & (tdom == d)
+            n = int(mask.sum())
+            if n == 0:
+                continue
+            hs, keep = h[mask], self._head_streams(d, h.shape[-2])
+            for k in keep:
+                total = total + self.softmax_ce(hs[:, k], targets[mask], d, negatives[d]) / len(keep)
+            count += n
+        return total / max(count, 1)
 
     def item_vectors(self, domain: int) -> torch.Tensor:
         if self.training:
@@ -340,13 +366,17 @@ class TEMA(DotModel):
             streams.append(query + self.tag_att(query, vec, inv.view(tids.shape), valid))
         return torch.stack(streams, dim=-2)
 
-    def head(self, h: torch.Tensor, domain: int) -> torch.Tensor:
-        """Higher-level attention: a learned query per target domain over that domain's streams."""
-        keep = list(range(h.shape[-2]))
+    def _head_streams(self, domain: int, k: int) -> list[int]:
+        """Indices of the streams (of `k`) that feed `domain`'s head: not the other domain's intra one."""
+        keep = list(range(k))
         if self.intra is not None:
             base = 1 if self.cross is not None else 0
-            keep.remove(base + (1 - domain))  # the other domain's intra stream does not feed this head
-        s = h[..., keep, :]
+            keep.remove(base + (1 - domain))
+        return keep
+
+    def head(self, h: torch.Tensor, domain: int) -> torch.Tensor:
+        """Higher-level attention: a learned query per target domain over that domain's streams."""
+        s = h[..., self._head_streams(domain, h.shape[-2]), :]
         logits = (self.fuse_k(s) * self.fuse_q[domain]).sum(-1) / math.sqrt(s.shape[-1])
         u = (torch.softmax(logits, dim=-1).unsqueeze(-1) * s).sum(-2)
         return u if self.heads_out is None else u + self.heads_out[domain](u)
