@@ -11,6 +11,7 @@ import pytest
 
 from temarec.bench import figures as fig
 from temarec.evaluation.metrics import metrics_from_ranks
+from temarec.evaluation.significance import instance_metric
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DOMAINS = ("Food", "Kitchen")
@@ -102,12 +103,6 @@ def test_hr_at_k_counts_ranks_within_cutoff():
     for k in (1, 5, 10):
         assert fig.hr_at_k(ranks, [k])[0] == pytest.approx(metrics_from_ranks(ranks)[f"HR@{k}"])
     assert np.isnan(fig.hr_at_k(np.array([]), [1, 2])).all()
-
-
-def test_ndcg_gain_matches_metrics():
-    ranks = np.array([1, 3, 10, 11, 500], dtype=float)
-    np.testing.assert_allclose(fig.ndcg_gain(ranks), [1, 0.5, 1 / np.log2(11), 0, 0])
-    assert fig.ndcg_gain(ranks).mean() == pytest.approx(metrics_from_ranks(ranks)["NDCG@10"])
 
 
 def test_bucketize_labels_counts_and_merging():
@@ -219,7 +214,7 @@ def test_breakdowns_on_the_demo_split(tmp_path):
             assert sum(r["n"] for r in rows.values()) == n
             for b, label in enumerate(buckets.labels):
                 sel = buckets.index == b
-                want = np.mean([fig.ndcg_gain(r[sel]).mean() for r in split_order_ranks[model]])
+                want = np.mean([instance_metric(r[sel], "NDCG@10").mean() for r in split_order_ranks[model]])
                 assert rows[label]["NDCG@10"] == pytest.approx(want)
                 assert rows[label]["n"] == int(sel.sum())
                 want_hr = np.mean([(r[sel] <= 10).mean() for r in split_order_ranks[model]])

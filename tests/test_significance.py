@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from temarec.evaluation.metrics import metrics_from_ranks
 from temarec.evaluation.significance import compare_models, instance_metric, paired_test
 
 
@@ -15,6 +16,14 @@ def test_instance_metrics_match_hand_values():
     np.testing.assert_allclose(instance_metric(r, "MRR"), [1.0, 0.5, 1 / 11])
     with pytest.raises(ValueError):
         instance_metric(r, "AUC")
+
+
+def test_instance_metric_means_are_the_evaluators_metrics():
+    """The per-instance values the tests pair up average to the numbers the evaluator reports."""
+    ranks = np.array([1, 3, 10, 11, 500], dtype=float)
+    got = metrics_from_ranks(ranks)
+    for m in ("HR@10", "NDCG@10", "MRR"):
+        assert instance_metric(ranks, m).mean() == pytest.approx(got[m])
 
 
 def test_paired_test_detects_a_real_difference_only():

@@ -20,6 +20,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from temarec.bench.report import load_epochs
+from temarec.evaluation.significance import instance_metric, paired_test
 
 PANEL_METRICS = ("HR@10", "NDCG@10", "MRR")
 HR_K_MAX = 50
@@ -52,18 +53,6 @@ def hr_at_k(ranks: np.ndarray, ks: Sequence[int] | np.ndarray) -> np.ndarray:
     if len(ranks) == 0:
         return np.full(ks.shape, np.nan)
     return np.searchsorted(ranks, ks, side="right") / len(ranks)
-
-
-def ndcg_gain(ranks: np.ndarray, k: int = 10) -> np.ndarray:
-    """Per-instance NDCG@k with one relevant item: 1/log2(rank+1) inside the cut-off, else 0."""
-    ranks = np.asarray(ranks, dtype=np.float64)
-    return np.where(ranks <= k, 1.0 / np.log2(ranks + 1.0), 0.0)
-
-
-def instance_metrics(ranks: np.ndarray) -> dict[str, np.ndarray]:
-    """The per-instance values whose bucket means are the breakdown metrics."""
-    ranks = np.asarray(ranks, dtype=np.float64)
-    return {"NDCG@10": ndcg_gain(ranks, 10), "HR@10": (ranks <= 10).astype(np.float64)}
 
 
 @dataclass(frozen=True)
@@ -477,7 +466,7 @@ def _bucket_stats(
     seed_ranks: np.ndarray, buckets: Buckets, metric: str, mask: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(mean, std) over seeds of the per-bucket metric."""
-    per_seed = np.array([bucket_means(instance_metrics(r)[metric], buckets, mask) for r in seed_ranks])
+    per_seed = np.array([bucket_means(instance_metric(r, metric), buckets, mask) for r in seed_ranks])
     return per_seed.mean(0), per_seed.std(0)
 
 
@@ -529,8 +518,6 @@ def bucket_tests(
     targets) is more than noise needs the same paired test as the report's columns
     (`temarec.evaluation.significance.paired_test`: metric averaged over seeds per instance).
     """
-    from temarec.evaluation.significance import paired_test
-
     seed_ranks = _aligned_seed_ranks({v: runs[v] for v in (a, b) if v in runs}, protocol, split)
     missing = [v for v in (a, b) if v not in seed_ranks]
     if missing:
