@@ -3,7 +3,7 @@
 1. tema against the best single-model baseline and against c2dsr, per dataset, protocol, domain and
    metric, with the paired tests.
 2. tema's ablations on every dataset: relative difference to tema per domain (NDCG@10 and MRR), with a
-   mark where both paired tests agree at p < 0.05.
+   mark where both paired tests agree (p < 0.05, same direction).
 
 Usage: python benchmarks/headline.py results/amazon-food-kitchen.json results/amazon-art-office.json
 """
@@ -115,7 +115,8 @@ def main(paths: list[str]) -> None:
     for proto in ("full", "uni999"):
         print(
             f"\n**Ablations, {proto}**: relative difference of each ablation's mean to tema's (test, mean "
-            "over seeds); ▲/▼: both paired per-user tests (t-test, Wilcoxon) at p < 0.05.\n"
+            "over seeds); ▲/▼: both paired per-user tests (t-test, Wilcoxon) at p < 0.05, "
+            "leaning the same way.\n"
         )
         print("\n".join(ablation_table(docs, proto)))
 

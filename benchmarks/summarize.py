@@ -53,7 +53,7 @@ def tables(doc: dict) -> str:
         out.append(
             f"**{p}** (test, mean ± std over seeds; **bold**: best of its column; {UP} / {DOWN}: "
             "significantly above / below the column's best baseline, paired t-test and Wilcoxon both at "
-            f"p < {ALPHA})\n"
+            f"p < {ALPHA}, leaning the same way)\n"
         )
         out.append("\n".join(results_table(block, block["domains"])) + "\n")
     out.append(timing(doc["runs"]))

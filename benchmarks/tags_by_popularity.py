@@ -67,7 +67,16 @@ def section(dataset: str, split, runs: dict[str, list[Path]], protocol: str) -> 
         doc[other] = tests
         seeds = f"{MODEL} {len(runs[MODEL])} seeds, {other} {len(runs[other])}"
         lines += [f"**{dataset}, {protocol}: {MODEL} against {other}** ({seeds})", ""]
-        head = ["target seen in training", "n", MODEL, other, "difference", "t p", "W p", "both p < .05"]
+        head = [
+            "target seen in training",
+            "n",
+            MODEL,
+            other,
+            "difference",
+            "t p",
+            "W p",
+            "both p < .05, same way",
+        ]
         lines += md_table(head, [_row(label, t) for label, t in tests.items()])
         lines.append("")
     return lines, doc

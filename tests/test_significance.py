@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from temarec.bench.report import significant
 from temarec.evaluation.metrics import metrics_from_ranks
-from temarec.evaluation.significance import compare_models, instance_metric, paired_test
+from temarec.evaluation.significance import compare_models, instance_metric, paired_test, wilcoxon_sign
 
 
 def test_instance_metrics_match_hand_values():
@@ -58,3 +59,16 @@ def test_compare_models_per_domain(tmp_path):
     _write(tmp_path / "c0", good, users[::-1].copy(), dom)
     with pytest.raises(ValueError, match="different test instances"):
         compare_models([tmp_path / "c0"], [tmp_path / "b0"], "full", ("Food", "Kitchen"))
+
+
+def test_wilcoxon_sign_can_disagree_with_the_mean():
+    """MRR: B ranks the target a little higher for most users, A far higher for a few (the top ranks)."""
+    a = np.array([1.0] * 20 + [600.0] * 180)  # A: rank 1 for 20 users, 600 for the rest
+    b = np.array([5.0] * 20 + [500.0] * 180)  # B: rank 5 for those 20, 500 for the rest
+    res = paired_test(a[None], b[None], "MRR")
+    assert res["diff"] > 0  # A's MRR is higher (the top ranks carry the mean)
+    assert res["wilcoxon_sign"] == -1 and res["wilcoxon_p"] < 1e-6  # but B is ahead for 90% of users
+    assert not significant(res | {"t_p": 0.0})  # both p-values small, directions opposite: no mark
+    assert significant(res | {"t_p": 0.0, "wilcoxon_sign": 1})
+    assert wilcoxon_sign(np.array([0.0, 0.0])) == 0
+    assert wilcoxon_sign(np.array([0.5, -0.1, 0.2])) == 1

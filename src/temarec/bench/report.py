@@ -104,8 +104,10 @@ def _paired(runs: dict[str, list[Run]], a: str, b: str, protocol: str, domains: 
 
 
 def significant(t: dict) -> bool:
-    """Both paired tests (t-test and Wilcoxon) below `ALPHA`: the report's one rule for a mark."""
-    return bool(t["t_p"] < ALPHA and t["wilcoxon_p"] < ALPHA)
+    """The report's one rule for a mark: both paired tests (t-test and Wilcoxon) below `ALPHA`, and the
+    Wilcoxon test leaning the same way as the mean difference (`significance.wilcoxon_sign`)."""
+    agree = t.get("wilcoxon_sign", 0) == np.sign(t["diff"])
+    return bool(t["t_p"] < ALPHA and t["wilcoxon_p"] < ALPHA and agree)
 
 
 def _against(runs: dict[str, list[Run]], a: str, b: str, protocol: str, domains: list[str]) -> dict:
@@ -507,7 +509,8 @@ def markdown(doc: dict, cfg: BenchConfig) -> str:
         "deviation over seeds (none with one seed).",
         f"- **Bold**: best of its column. {UP} / {DOWN}: significantly above / below the best baseline of "
         "that column (paired per-user test, per-instance metric averaged over seeds; both the paired t-test "
-        f"and the Wilcoxon signed-rank test at p < {ALPHA}).",
+        f"and the Wilcoxon signed-rank test at p < {ALPHA}, the Wilcoxon test leaning the same way as the "
+        "mean: for MRR it can lean the other way, see `temarec.evaluation.significance.wilcoxon_sign`).",
         "",
     ]
     for p in doc["protocols"]:
@@ -526,7 +529,8 @@ def markdown(doc: dict, cfg: BenchConfig) -> str:
         for full, rows in block["ablations"].items():
             L += [
                 f"**Ablations of {full}, {p}**: mean over seeds (difference to {full}, relative; "
-                f"{UP}/{DOWN}: above/below {full} with both paired tests at p < {ALPHA}).",
+                f"{UP}/{DOWN}: above/below {full} with both paired tests at p < {ALPHA}, "
+                "leaning the same way).",
                 "",
             ]
             L += _ablation_table(rows, domains, full) + [""]
