@@ -41,8 +41,7 @@ def timing(rows: list[dict]) -> str:
                 f"{max(rss):.0f}" if rss else "–",
             ]
         )
-    lines = md_table(head, body)
-    return "\n".join(lines)
+    return "\n".join(md_table(head, body))
 
 
 def tables(doc: dict) -> str:

@@ -28,15 +28,16 @@ cross-domain baseline (written from the C2DSR paper; how and where it departs is
 `src/temarec/models/c2dsr.py`), tema is 1-6% higher everywhere but the difference is significant by
 both tests in one column only: on this dataset c2dsr is nearly as good, and tema's edge over it is not
 established. On amazon-art-office tema is far ahead under `uni999` and ahead on HR@10 under `full`, but
-below sasrec-single on NDCG@10 and MRR under `full` (not significant in either domain), and there level with c2dsr on Art and below it on
-Office. Sessions 6-9 tried nine settings on amazon-art-office validation to close that gap (listed in
-`tema-tuning.md`, with the rule each had to pass before it was adopted); none moved tema by more than
-the seed-to-seed noise, none was adopted, and tuning on this dataset has stopped.
+below sasrec-single on NDCG@10 and MRR under `full` (not significant in either domain), and there level
+with c2dsr on Art and below it on Office. Sessions 6-9 tried nine settings on amazon-art-office
+validation to close that gap (listed in `tema-tuning.md`, with the rule each had to pass before it was
+adopted); none moved tema by more than the seed-to-seed noise, none was adopted, and tuning on this
+dataset has stopped.
 
-**What the ablations say** (3 seeds per cell, paired per-user tests against tema). *Tags* help on
-both datasets: without them tema loses 3-19%, significantly on Kitchen, Art and Office.
-*Attention-weighted tag fusion* is not clearly better than a plain mean of the tag vectors: the two are within a few
-percent of each other, attention significantly ahead only on Art under `uni999` (about 4%), the mean
+**What the ablations say** (3 seeds per cell, paired per-user tests against tema). *Tags* help on both
+datasets: without them tema loses 3-19%, significantly on Kitchen, Art and Office. *Attention-weighted
+tag fusion* is not clearly better than a plain mean of the tag vectors: the two are within a few percent
+of each other, attention significantly ahead only on Art under `uni999` (about 4%), the mean
 significantly ahead on Kitchen under `uni999` (about 3%); we keep attention as the default because it is
 the method's, not because it won here. *Cross-domain attention* matters for Food and for Office under
 `uni999`; on Kitchen its loss (up to 7%) is not significant, and Art is slightly better without it.

@@ -218,7 +218,10 @@ def test_stream_loss_adds_a_loss_per_stream(demo_ds, feats):
     """The auxiliary loss is off by default and, when on, adds a positive term (same draws)."""
     info = demo_ds.info()
     torch.manual_seed(0)
-    model = build_model(info, ModelConfig(name="tema", hidden=16, layers=1), 11, features=feats)
+    # sampled softmax: every item vector of the step is encoded once (one id-dropout draw), so the
+    # weights differ only in the auxiliary term; a full softmax re-encodes the catalogue per call
+    cfg = ModelConfig(name="tema", hidden=16, layers=1, softmax_negatives=20)
+    model = build_model(info, cfg, 11, features=feats)
     window = _seq(demo_ds, length=12)
     losses = {}
     for w in (0.0, 0.5, 1.0):

@@ -106,7 +106,7 @@ def _paired(runs: dict[str, list[Run]], a: str, b: str, protocol: str, domains: 
 def significant(t: dict) -> bool:
     """The report's one rule for a mark: both paired tests (t-test and Wilcoxon) below `ALPHA`, and the
     Wilcoxon test leaning the same way as the mean difference (`significance.wilcoxon_sign`)."""
-    agree = t.get("wilcoxon_sign", 0) == np.sign(t["diff"])
+    agree = t["wilcoxon_sign"] == np.sign(t["diff"])
     return bool(t["t_p"] < ALPHA and t["wilcoxon_p"] < ALPHA and agree)
 
 

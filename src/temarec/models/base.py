@@ -150,9 +150,15 @@ class DotModel(RecModel):
             if n == 0:
                 continue
             neg = None if negatives is None else negatives[d]
-            total = total + self.softmax_ce(self.head(h[mask], d), targets[mask], d, neg)
+            total = total + self.domain_loss(h[mask], targets[mask], d, neg)
             count += n
         return total / max(count, 1)
+
+    def domain_loss(
+        self, h: torch.Tensor, targets: torch.Tensor, d: int, neg: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Summed loss of the states `h` whose targets are in domain `d`; a model adds its own terms here."""
+        return self.softmax_ce(self.head(h, d), targets, d, neg)
 
     def softmax_ce(
         self, u: torch.Tensor, targets: torch.Tensor, d: int, neg: torch.Tensor | None = None

@@ -270,35 +270,26 @@ class TEMA(DotModel):
         uniq = torch.unique(ids)  # sorted
         self._table = (uniq, self.items.encode(uniq))
         try:
-            h = self.hidden(inputs)
-            loss = self.domain_softmax_loss(h, targets, negatives)
-            if self.cfg.stream_loss > 0:
-                loss = loss + self.cfg.stream_loss * self.stream_loss(h, targets, negatives)
-            return loss
+            return self.domain_softmax_loss(self.hidden(inputs), targets, negatives)
         finally:
             self._table = None
 
-    def stream_loss(
-        self, h: torch.Tensor, targets: torch.Tensor, negatives: list[torch.Tensor | None]
+    def domain_loss(
+        self, h: torch.Tensor, targets: torch.Tensor, d: int, neg: torch.Tensor | None
     ) -> torch.Tensor:
-        """Mean cross-entropy of each stream a domain's head reads, scoring the target on its own.
+        """The head's loss plus, with `stream_loss`, the mean loss of each stream the head reads.
 
         The head fuses the streams, so with its loss alone a stream need not be a good predictor by
         itself; this deep supervision asks each one to be (as C2DSR and ABXI train their per-domain and
         cross-domain sequence encoders with losses of their own).
         """
-        tdom = self.item_domain[targets]
-        total, count = h.new_zeros(()), 0
-        for d in (0, 1):
-            mask = (targets > 0) & (tdom == d)
-            n = int(mask.sum())
-            if n == 0:
-                continue
-            hs, keep = h[mask], self._head_streams(d, h.shape[-2])
-            for k in keep:
-                total = total + self.softmax_ce(hs[:, k], targets[mask], d, negatives[d]) / len(keep)
-            count += n
-        return total / max(count, 1)
+        loss = super().domain_loss(h, targets, d, neg)
+        if self.cfg.stream_loss > 0:
+            keep = self._head_streams(d, h.shape[-2])
+            s = h[:, keep].reshape(-1, h.shape[-1])  # every stream's state as a row: one softmax for all
+            aux = self.softmax_ce(s, targets.repeat_interleave(len(keep)), d, neg) / len(keep)
+            loss = loss + self.cfg.stream_loss * aux
+        return loss
 
     def item_vectors(self, domain: int) -> torch.Tensor:
         if self.training:
