@@ -214,13 +214,16 @@ def test_compact_positions_read_the_domain_subsequence_as_sasrec_single(demo_ds,
     assert torch.allclose(model.hidden(changed)[:, :-1], h[:, :-1], atol=1e-6)
 
 
-def test_stream_loss_adds_a_loss_per_stream(demo_ds, feats):
-    """The auxiliary loss is off by default and, when on, adds a positive term (same draws)."""
+@pytest.mark.parametrize("negatives", [0, 20])
+def test_stream_loss_adds_a_loss_per_stream(demo_ds, feats, negatives):
+    """The auxiliary loss is off by default and, when on, adds a positive term (same draws).
+
+    Full (0) or sampled softmax: every item vector of the step is encoded once (one id-dropout draw),
+    so the weights differ only in the auxiliary term.
+    """
     info = demo_ds.info()
     torch.manual_seed(0)
-    # sampled softmax: every item vector of the step is encoded once (one id-dropout draw), so the
-    # weights differ only in the auxiliary term; a full softmax re-encodes the catalogue per call
-    cfg = ModelConfig(name="tema", hidden=16, layers=1, softmax_negatives=20)
+    cfg = ModelConfig(name="tema", hidden=16, layers=1, softmax_negatives=negatives, stream_loss=1.0)
     model = build_model(info, cfg, 11, features=feats)
     window = _seq(demo_ds, length=12)
     losses = {}
@@ -231,3 +234,22 @@ def test_stream_loss_adds_a_loss_per_stream(demo_ds, feats):
     aux = losses[1.0] - losses[0.0]
     assert aux > 0
     assert losses[0.5] - losses[0.0] == pytest.approx(aux / 2, rel=1e-4)
+
+
+@pytest.mark.parametrize("negatives", [0, 20])
+def test_a_training_step_encodes_its_items_once(demo_ds, feats, negatives, monkeypatch):
+    """The item encoder (the costly part of a step) runs once per step, also under the full softmax."""
+    info = demo_ds.info()
+    torch.manual_seed(0)
+    cfg = ModelConfig(name="tema", hidden=16, layers=1, softmax_negatives=negatives, stream_loss=1.0)
+    model = build_model(info, cfg, 11, features=feats)
+    model.train()
+    calls = []
+    encode = model.items.encode
+    monkeypatch.setattr(model.items, "encode", lambda ids: calls.append(len(ids)) or encode(ids))
+    loss = model.loss(_seq(demo_ds, length=12))
+    loss.backward()
+    assert len(calls) == 1
+    if negatives == 0:  # the whole catalogue (and padding) was encoded in that one call
+        assert calls[0] == info.n_items + 1
+    assert model.items.id_emb.weight.grad is not None

@@ -262,12 +262,17 @@ class TEMA(DotModel):
         """Encodes every item the step touches (inputs, targets, negatives) once, then the usual loss.
 
         The item encoder is the costly part of a TEMA step; calling it separately for the inputs, the
-        positives and the negatives of each domain would encode most items several times.
+        positives and the negatives of each domain would encode most items several times. With the full
+        softmax (no sampled negatives for a domain) the step touches the whole domain: it is encoded once
+        here too, so the head's loss, the stream losses and the inputs all see one dropout draw.
         """
         inputs, targets = shift(window)
         negatives = self.sample_negatives(window.device)
-        ids = torch.cat([window.reshape(-1), *(n for n in negatives if n is not None)])
-        uniq = torch.unique(ids)  # sorted
+        parts = [window.reshape(-1)]
+        for d, neg in enumerate(negatives):
+            sl = self.info.domain_slice(d)
+            parts.append(torch.arange(sl.start, sl.stop, device=window.device) if neg is None else neg)
+        uniq = torch.unique(torch.cat(parts))  # sorted
         self._table = (uniq, self.items.encode(uniq))
         try:
             return self.domain_softmax_loss(self.hidden(inputs), targets, negatives)
@@ -292,12 +297,15 @@ class TEMA(DotModel):
         return loss
 
     def item_vectors(self, domain: int) -> torch.Tensor:
+        sl = self.info.domain_slice(domain)
+        ids = torch.arange(sl.start, sl.stop, device=self.empty.device)
+        if self._table is not None:  # inside `loss`: the step's own encoding of the whole domain
+            return self.embed(ids)
         if self.training:
             self._cache.clear()
         elif domain in self._cache:
             return self._cache[domain]
-        sl = self.info.domain_slice(domain)
-        vec = self.items(torch.arange(sl.start, sl.stop, device=self.empty.device))
+        vec = self.items(ids)
         if not self.training:
             self._cache[domain] = vec
         return vec
