@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
 import torch
 
 from temarec.config import RunConfig
-from temarec.training.run import run
+from temarec.training.run import code_info, run
 from temarec.training.trainer import BEST, CHECKPOINT
 
 
@@ -43,6 +45,27 @@ def test_run_writes_metrics_document(tmp_path, demo_ds):
     assert (tmp_path / "epochs.csv").read_text().startswith("epoch,loss")
     ranks = np.load(tmp_path / "ranks-full.npz")
     assert len(ranks["test_ranks"]) == doc["test"]["all"]["n"]
+    assert doc["code"]["temarec"] == doc["machine"]["temarec"]
+    assert set(doc["code"]) == {"temarec", "git_commit", "git_dirty"}
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_code_info_names_the_commit_and_whether_files_differ(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    assert code_info(tmp_path)["git_commit"] is None  # not a checkout
+    git("init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    head = subprocess.run(
+        ["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    info = code_info(tmp_path)
+    assert info["git_commit"] == head and info["git_dirty"] is False
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert code_info(tmp_path)["git_dirty"] is True
 
 
 def test_pop_needs_no_training(tmp_path, demo_ds):

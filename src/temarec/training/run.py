@@ -6,6 +6,7 @@ import hashlib
 import json
 import platform
 import resource
+import subprocess
 import time
 from pathlib import Path
 
@@ -33,6 +34,33 @@ def machine_info() -> dict:
         "threads": torch.get_num_threads(),
         "temarec": __version__,
     }
+
+
+def code_info(where: Path | None = None) -> dict:
+    """The code that produced a result: temarec's version and, from a git checkout, the commit.
+
+    `git_dirty` says whether tracked files differed from that commit, in which case the commit alone does
+    not reproduce the run. Both are None where the package is not in a git checkout (a wheel install) or
+    git is missing.
+    """
+    where = Path(__file__).resolve().parent if where is None else where
+    out: dict = {"temarec": __version__, "git_commit": None, "git_dirty": None}
+
+    def git(*args: str) -> str | None:
+        try:
+            r = subprocess.run(
+                ["git", "-C", str(where), *args], capture_output=True, text=True, timeout=10, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit:
+        status = git("status", "--porcelain", "--untracked-files=no")
+        out["git_commit"] = commit
+        out["git_dirty"] = None if status is None else bool(status)
+    return out
 
 
 def _write_json(path: Path, obj: dict) -> None:
@@ -119,7 +147,7 @@ def run(cfg: RunConfig, output: Path, progress: bool = True, dataset=None) -> di
             progress=progress,
         )
         fit_info = trainer.fit()
-    docs = {}
+    docs, code = {}, code_info()
     for p in protocols:
         v = valid_eval[p].evaluate(model)
         t = test_eval[p].evaluate(model)
@@ -149,6 +177,7 @@ def run(cfg: RunConfig, output: Path, progress: bool = True, dataset=None) -> di
             "wall_seconds": round(time.perf_counter() - t_start, 2),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "machine": machine_info(),
+            "code": code,
         }
     _write_json(output / "metrics.json", docs[protocols[0]])
     for p in protocols[1:]:
