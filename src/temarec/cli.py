@@ -222,7 +222,7 @@ def demo(
         typer.echo(f"  {name:<8}{cells}")
     model = build_model(ds.info(), cfg_tema.model, cfg_tema.data.max_len, features=feats)
     load_weights(model, output / "tema" / BEST)
-    titles = ds.items["title"].fillna("(no title)")
+    titles = ds.items["title"].fillna("(no title: item " + ds.items["key"].astype(str) + ")")
     typer.echo("\n== stage 4: recommendations from tema, with the tags that link them to the history")
     for u in range(3):
         hist = ds.sequences.row(u)
