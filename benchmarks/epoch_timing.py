@@ -26,21 +26,15 @@ def measure(dataset: str, model: str, epochs: int, threads: int, overrides: list
     from temarec.config import load_config
     from temarec.data.registry import load_dataset
     from temarec.data.splits import get_split
-    from temarec.models import build_model, build_model_class
+    from temarec.models import build_model
+    from temarec.training.run import features_for
     from temarec.training.trainer import Trainer
 
     torch.set_num_threads(threads)
     cfg = load_config(None, [f"data.dataset={dataset}", f"model.name={model}", *overrides])
     ds = load_dataset(dataset)
     split = get_split(ds, cfg.data.split)
-    features = None
-    if getattr(build_model_class(model), "needs_features", False):
-        from temarec.features.build import load_item_features
-
-        m = cfg.model
-        features = load_item_features(
-            ds, cfg.features, progress=False, use_text=m.use_text, use_tags=m.use_tags, use_image=m.use_image
-        )
+    features = features_for(ds, cfg, progress=False)
     torch.manual_seed(0)
     net = build_model(ds.info(), cfg.model, cfg.data.max_len, features=features)
     net.fit_static(split.train)

@@ -38,3 +38,24 @@ def demo_ds():
 def need_real():
     """`need_real(name)` gives the folder of a real dataset or skips the test with a clear message."""
     return real_dataset
+
+
+def tiny_tema_config(tag_source: str):
+    """A small tema on the demo world (keyphrase tags, MiniLM text) that trains in seconds."""
+    from temarec.config import RunConfig
+
+    return RunConfig.model_validate(
+        {
+            "data": {"dataset": "demo", "max_len": 20},
+            "features": {"tags": tag_source},
+            "model": {"name": "tema", "hidden": 16, "layers": 1},
+            "train": {"epochs": 2, "batch_size": 128, "threads": 1},
+            "eval": {"protocols": ["uni20"]},
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_tema():
+    """`tiny_tema(tag_source)`: the config of a small tema run on the demo world."""
+    return tiny_tema_config

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from temarec.config import RunConfig
 from temarec.features.build import load_item_features
 from temarec.models import build_model
 from temarec.pipeline import tag_catalogue, tag_folder
@@ -14,20 +13,12 @@ from temarec.training.run import run
 from temarec.training.trainer import BEST, load_weights
 
 
-def test_pipeline_end_to_end(tmp_path, demo_ds):
+def test_pipeline_end_to_end(tmp_path, demo_ds, tiny_tema):
     source, summary = tag_catalogue(demo_ds, "keyphrase", progress=False)
     assert (tag_folder(demo_ds, source) / "vocab.json").is_file()
     with_text = demo_ds.items["title"].notna().sum()
     assert summary["tagged"] >= 0.9 * with_text and summary["vocab_size"] > 20
-    cfg = RunConfig.model_validate(
-        {
-            "data": {"dataset": "demo", "max_len": 20},
-            "features": {"tags": source},
-            "model": {"name": "tema", "hidden": 16, "layers": 1},
-            "train": {"epochs": 2, "batch_size": 128, "threads": 1},
-            "eval": {"protocols": ["uni20"]},
-        }
-    )
+    cfg = tiny_tema(source)
     doc = run(cfg, tmp_path, progress=False, dataset=demo_ds)
     assert doc["features"]["tags"]["vocabulary"] == summary["vocab_size"]
     assert doc["features"]["text"]["dim"] == 384

@@ -104,7 +104,9 @@ def _print_metrics(doc: dict) -> None:
 @app.command()
 def train(
     dataset: Annotated[str | None, typer.Option(help="dataset name, folder or 'demo'")] = None,
-    model: Annotated[str | None, typer.Option(help="pop, gru4rec, sasrec, sasrec-single")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="pop, gru4rec, sasrec, sasrec-single, c2dsr or tema")
+    ] = None,
     output: Annotated[Path, typer.Option(help="run folder: metrics.json, checkpoints, logs")] = Path(
         "runs/last"
     ),
@@ -157,17 +159,13 @@ def demo(
     seed: int = 0,
 ) -> None:
     """The whole TEMA-LLM pipeline on the demo world: tags -> features -> train -> evaluate -> explain."""
-    import numpy as np
-
     from temarec.config import RunConfig
     from temarec.data.demo import generate_demo
     from temarec.features.build import load_item_features
-    from temarec.models import build_model
     from temarec.pipeline import llamacpp_available, tag_catalogue
-    from temarec.serving.explain import linking_tags
-    from temarec.serving.recommend import recommend
+    from temarec.serving.load import load_run
+    from temarec.serving.recommend import explained_recommendations
     from temarec.training.run import run
-    from temarec.training.trainer import BEST, load_weights
 
     t0 = time.perf_counter()
     ds = generate_demo(seed=0)
@@ -220,23 +218,62 @@ def demo(
             f"{doc['test'][d]['NDCG@10']:>16.4f}{doc['test'][d]['HR@10']:>14.4f}" for d in ds.domains
         )
         typer.echo(f"  {name:<8}{cells}")
-    model = build_model(ds.info(), cfg_tema.model, cfg_tema.data.max_len, features=feats)
-    load_weights(model, output / "tema" / BEST)
-    titles = ds.items["title"].fillna("(no title: item " + ds.items["key"].astype(str) + ")")
     typer.echo("\n== stage 4: recommendations from tema, with the tags that link them to the history")
-    for u in range(3):
-        hist = ds.sequences.row(u)
-        typer.echo(f"\nuser {ds.user_keys[u]}: latest purchases")
-        for it in hist[-4:]:
-            typer.echo(f"   [{ds.domains[ds.item_domain[it]]}] {titles[it]}")
-        for d, dname in enumerate(ds.domains):
-            ids, _ = recommend(model, ds, np.asarray([u]), d, k=3)
-            typer.echo(f"  next in {dname}:")
-            for i in ids[0]:
-                links = linking_tags(feats, hist, int(i), k=3)
-                why = "; ".join(f"{x.tag} (like {titles[x.history_items[0]]})" for x in links)
-                typer.echo(f"    {titles[i]}" + (f"  <- {why}" if why else ""))
+    served = load_run(output / "tema", dataset=ds)
+    _print_recommendations(served.ds, explained_recommendations(served, list(ds.user_keys[:3]), k=3))
     typer.echo(f"\ndemo finished in {time.perf_counter() - t0:.0f}s; runs in {output}")
+
+
+def _print_recommendations(ds, records: list[dict], n_history: int = 4) -> None:
+    """Per user: the latest items, then each domain's recommendations with the tags that link them."""
+    from temarec.serving.recommend import item_label
+
+    user_index = {str(k): i for i, k in enumerate(ds.user_keys)}
+    item_index = {str(k): i for i, k in zip(ds.items.index, ds.items["key"], strict=True)}
+    last_user = None
+    for rec in records:
+        if rec["user"] != last_user:
+            last_user = rec["user"]
+            hist = ds.sequences.row(user_index[rec["user"]])
+            typer.echo(f"\nuser {rec['user']}: latest items")
+            for it in hist[-n_history:]:
+                typer.echo(f"   [{ds.domains[ds.item_domain[it]]}] {item_label(ds, int(it))}")
+        typer.echo(f"  next in {rec['domain']}:")
+        for it in rec["items"]:
+            why = "; ".join(
+                f"{b['tag']} (like {item_label(ds, item_index[b['history_items'][0]])})"
+                for b in it["because"]
+            )
+            label = item_label(ds, item_index[it["item"]])
+            typer.echo(f"    {label}" + (f"  <- {why}" if why else ""))
+
+
+@app.command()
+def recommend(
+    run_dir: Annotated[Path, typer.Argument(help="run folder written by `temarec train`")],
+    user: Annotated[list[str], typer.Option("--user", help="user key; repeat for several")],
+    k: Annotated[int, typer.Option(help="items per user and domain")] = 10,
+    domain: Annotated[list[str] | None, typer.Option(help="only these domains (default: both)")] = None,
+    tags: Annotated[int, typer.Option(help="linking tags shown per item (needs a model with tags)")] = 3,
+    dataset: Annotated[
+        str | None, typer.Option(help="dataset name or folder, if not the one in the run's config.json")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON document on stdout")] = False,
+) -> None:
+    """Top-k next items per domain for given users from a trained run, with the tags that explain them."""
+    from temarec.data import DataFormatError, DatasetNotFoundError
+    from temarec.serving.load import load_run
+    from temarec.serving.recommend import explained_recommendations
+
+    try:
+        served = load_run(run_dir, dataset=_load(dataset) if dataset else None)
+        records = explained_recommendations(served, user, k=k, domains=domain, n_tags=tags)
+    except (ValueError, DataFormatError, DatasetNotFoundError) as e:
+        _fail(str(e))
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+    else:
+        _print_recommendations(served.ds, records)
 
 
 @app.command()

@@ -100,6 +100,18 @@ def build_evaluators(ds, split, cfg: RunConfig, part: str) -> dict[str, Evaluato
     return out
 
 
+def features_for(ds, cfg: RunConfig, progress: bool = True):
+    """The item features the configured model reads (built once, then from the cache), or None."""
+    if not getattr(build_model_class(cfg.model.name), "needs_features", False):
+        return None
+    from temarec.features.build import load_item_features
+
+    m = cfg.model
+    return load_item_features(
+        ds, cfg.features, progress=progress, use_text=m.use_text, use_tags=m.use_tags, use_image=m.use_image
+    )
+
+
 def run(cfg: RunConfig, output: Path, progress: bool = True, dataset=None) -> dict:
     """Train and evaluate as configured; returns the metrics document of the first protocol."""
     output = Path(output)
@@ -115,19 +127,7 @@ def run(cfg: RunConfig, output: Path, progress: bool = True, dataset=None) -> di
     protocols = [parse_protocol(p).name for p in cfg.eval.protocols]
     valid_eval = build_evaluators(ds, split, cfg, "valid")
     test_eval = build_evaluators(ds, split, cfg, "test")
-    features = None
-    if getattr(build_model_class(cfg.model.name), "needs_features", False):
-        from temarec.features.build import load_item_features
-
-        m = cfg.model
-        features = load_item_features(
-            ds,
-            cfg.features,
-            progress=progress,
-            use_text=m.use_text,
-            use_tags=m.use_tags,
-            use_image=m.use_image,
-        )
+    features = features_for(ds, cfg, progress)
     model = build_model(info, cfg.model, cfg.data.max_len, features=features)
     model.fit_static(split.train)  # popularity, seen items: statistics of the training data only
     cfg_json = cfg.model_dump_json()

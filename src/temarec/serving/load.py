@@ -1,0 +1,85 @@
+"""Load a finished training run (config, data, features, best weights) to recommend from it.
+
+A run folder written by `temarec train` holds `config.json` and, for trained models, `best.safetensors`.
+The model is rebuilt from the config, refitted on the same training split for the statistics that are
+not weights (popularity, which items were seen in training) and given the selected weights; nothing is
+unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+from safetensors import SafetensorError
+
+from temarec.config import RunConfig
+from temarec.data.dataset import CDDataset
+from temarec.data.registry import load_dataset
+from temarec.data.splits import get_split
+from temarec.features.item_features import ItemFeatures
+from temarec.models import build_model
+from temarec.models.base import RecModel
+from temarec.training.run import features_for
+from temarec.training.trainer import BEST, load_weights
+
+
+class RunLoadError(ValueError):
+    """A run folder that cannot be served from; the message names the file and what is wrong."""
+
+
+@dataclass
+class LoadedRun:
+    path: Path
+    cfg: RunConfig
+    ds: CDDataset
+    model: RecModel
+    features: ItemFeatures | None
+
+
+def read_run_config(path: Path) -> RunConfig:
+    """The validated `config.json` of a run folder."""
+    f = Path(path) / "config.json"
+    if not f.is_file():
+        raise RunLoadError(f"{f}: not found; is {path} a run folder written by `temarec train`?")
+    try:
+        raw = json.loads(f.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise RunLoadError(f"{f}:{e.lineno}: not valid JSON ({e.msg})") from None
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(x) for x in err["loc"])
+        raise RunLoadError(f"{f}: field '{field}': {err['msg']}") from None
+
+
+def load_run(path: str | Path, dataset: CDDataset | None = None, progress: bool = False) -> LoadedRun:
+    """The run's model with its selected weights, in eval mode, with the data and features it reads.
+
+    `dataset` replaces the one named in the config (e.g. when the run was trained from a relative path);
+    it must be the same catalogue, or the weights will not fit.
+    """
+    path = Path(path)
+    cfg = read_run_config(path)
+    ds = dataset if dataset is not None else load_dataset(cfg.data.dataset, demo_seed=cfg.data.demo_seed)
+    split = get_split(ds, cfg.data.split)
+    features = features_for(ds, cfg, progress)
+    model = build_model(ds.info(), cfg.model, cfg.data.max_len, features=features)
+    model.fit_static(split.train)
+    if model.trainable:
+        best = path / BEST
+        if not best.is_file():
+            raise RunLoadError(f"{best}: not found; the run has not finished a validated epoch yet")
+        try:
+            load_weights(model, best)
+        except (RuntimeError, SafetensorError) as e:
+            first = str(e).strip().splitlines()[0]
+            raise RunLoadError(
+                f"{best}: does not fit the model that {path / 'config.json'} describes on dataset "
+                f"{ds.name!r} (another catalogue or temarec version?): {first}"
+            ) from None
+    model.eval()
+    return LoadedRun(path, cfg, ds, model, features)

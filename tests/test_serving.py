@@ -1,0 +1,144 @@
+"""Serving from a finished run: load it back, recommend with explanations, clear errors on bad folders."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from temarec.cli import app
+from temarec.config import RunConfig
+from temarec.pipeline import tag_catalogue
+from temarec.serving.load import RunLoadError, load_run
+from temarec.serving.recommend import explained_recommendations, recommend
+from temarec.training.run import features_for, run
+from temarec.training.trainer import BEST
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, demo_ds, tiny_tema):
+    """A tema run (keyphrase tags, MiniLM text) trained for two epochs, and the artifacts it reads."""
+    art = tmp_path_factory.mktemp("serving-artifacts")
+    out = tmp_path_factory.mktemp("serving-run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TEMAREC_ARTIFACTS", str(art))
+        source, _ = tag_catalogue(demo_ds, "keyphrase", progress=False)
+        run(tiny_tema(source), out, progress=False, dataset=demo_ds)
+    return out, art
+
+
+def test_loaded_run_scores_as_the_trained_model(served, demo_ds, monkeypatch):
+    out, art = served
+    monkeypatch.setenv("TEMAREC_ARTIFACTS", str(art))
+    loaded = load_run(out, dataset=demo_ds)
+    assert not loaded.model.training and loaded.features is not None
+    # the same weights as on disk, and the training statistics refitted (tema: items seen in training)
+    from safetensors.torch import load_file
+
+    for name, value in load_file(str(out / BEST)).items():
+        assert torch.equal(loaded.model.state_dict()[name], value)
+    seen = np.zeros(demo_ds.info().n_items + 1, dtype=bool)
+    from temarec.data.splits import get_split
+
+    train = get_split(demo_ds, loaded.cfg.data.split).train
+    seen[np.unique(train.values)] = True
+    assert np.array_equal(loaded.model.items.seen.numpy(), seen)
+
+
+def test_explained_recommendations(served, demo_ds, monkeypatch):
+    out, art = served
+    monkeypatch.setenv("TEMAREC_ARTIFACTS", str(art))
+    loaded = load_run(out, dataset=demo_ds)
+    users = [str(demo_ds.user_keys[i]) for i in (4, 0)]
+    recs = explained_recommendations(loaded, users, k=5)
+    assert [(r["user"], r["domain"]) for r in recs] == [(u, d) for u in users for d in demo_ds.domains]
+    keys = demo_ds.items["key"].astype(str)
+    by_key = dict(zip(keys, demo_ds.items.index, strict=True))
+    n_explained = 0
+    for r in recs:
+        u = 4 if r["user"] == users[0] else 0
+        d = demo_ds.domains.index(r["domain"])
+        hist = demo_ds.sequences.row(u)
+        ids = [by_key[x["item"]] for x in r["items"]]
+        assert len(ids) == 5 and not set(ids) & set(hist.tolist())
+        assert np.all(demo_ds.item_domain[ids] == d)
+        scores = [x["score"] for x in r["items"]]
+        assert scores == sorted(scores, reverse=True)
+        # the same items as the model's own top-k
+        top, _ = recommend(loaded.model, demo_ds, np.array([u]), d, k=5, max_len=20)
+        assert ids == top[0].tolist()
+        for x in r["items"]:
+            for b in x["because"]:
+                n_explained += 1
+                assert b["history_items"] and {by_key[h] for h in b["history_items"]} <= set(hist.tolist())
+    assert n_explained > 0  # keyphrase tags link some recommendations to the history
+    only = explained_recommendations(loaded, users[:1], k=2, domains=[demo_ds.domains[1]], n_tags=0)
+    assert len(only) == 1 and len(only[0]["items"]) == 2 and only[0]["items"][0]["because"] == []
+    with pytest.raises(ValueError, match="unknown user key.*'nobody'"):
+        explained_recommendations(loaded, ["nobody"])
+    with pytest.raises(ValueError, match="unknown domain"):
+        explained_recommendations(loaded, users, domains=["Garden"])
+
+
+def test_recommend_cli(served, demo_ds, monkeypatch):
+    """The run was trained on a smaller demo world than the CLI loads: a clear error, not a traceback."""
+    out, art = served
+    monkeypatch.setenv("TEMAREC_ARTIFACTS", str(art))
+    runner = CliRunner()
+    res = runner.invoke(app, ["recommend", str(out), "--user", str(demo_ds.user_keys[0])])
+    assert res.exit_code == 2 and "built for another catalogue" in res.output
+
+
+def test_recommend_cli_with_a_pop_run(tmp_path):
+    """Every model serves through the same command; pop has no weights to load."""
+    cfg = RunConfig.model_validate(
+        {"data": {"dataset": "demo"}, "model": {"name": "pop"}, "eval": {"protocols": ["full"]}}
+    )
+    run(cfg, tmp_path, progress=False)
+    from temarec.data.demo import generate_demo
+
+    ds = generate_demo(seed=0)
+    user = str(ds.user_keys[1])
+    runner = CliRunner()
+    res = runner.invoke(app, ["recommend", str(tmp_path), "--user", user, "--k", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    recs = json.loads(res.output)
+    assert [r["domain"] for r in recs] == list(ds.domains)
+    assert all(len(r["items"]) == 3 and r["user"] == user for r in recs)
+    text = runner.invoke(app, ["recommend", str(tmp_path), "--user", user, "--k", "2"])
+    assert text.exit_code == 0 and f"user {user}: latest items" in text.output
+    bad = runner.invoke(app, ["recommend", str(tmp_path), "--user", "nobody"])
+    assert bad.exit_code == 2 and "unknown user key" in bad.output
+
+
+def test_bad_run_folders_are_clear_errors(served, demo_ds, tmp_path, monkeypatch):
+    out, art = served
+    monkeypatch.setenv("TEMAREC_ARTIFACTS", str(art))
+    with pytest.raises(RunLoadError, match="config.json: not found"):
+        load_run(tmp_path, dataset=demo_ds)
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    cfg_file = broken / "config.json"
+    good = cfg_file.read_text()
+    cfg_file.write_text(good.replace('"hidden": 16', '"hidden": 16,,'))
+    with pytest.raises(RunLoadError, match=r"config.json:\d+: not valid JSON"):
+        load_run(broken, dataset=demo_ds)
+    cfg_file.write_text(good.replace('"hidden": 16', '"hidden": "wide"'))
+    with pytest.raises(RunLoadError, match="field 'model.hidden'"):
+        load_run(broken, dataset=demo_ds)
+    cfg_file.write_text(good.replace('"hidden": 16', '"hidden": 32'))
+    with pytest.raises(RunLoadError, match="best.safetensors: does not fit"):
+        load_run(broken, dataset=demo_ds)
+    cfg_file.write_text(good)
+    (broken / BEST).unlink()
+    with pytest.raises(RunLoadError, match="best.safetensors: not found"):
+        load_run(broken, dataset=demo_ds)
+
+
+def test_features_for_is_none_without_content(demo_ds):
+    cfg = RunConfig.model_validate({"model": {"name": "sasrec"}})
+    assert features_for(demo_ds, cfg, progress=False) is None
