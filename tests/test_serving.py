@@ -142,3 +142,32 @@ def test_bad_run_folders_are_clear_errors(served, demo_ds, tmp_path, monkeypatch
 def test_features_for_is_none_without_content(demo_ds):
     cfg = RunConfig.model_validate({"model": {"name": "sasrec"}})
     assert features_for(demo_ds, cfg, progress=False) is None
+
+
+def test_http_api(served, demo_ds, monkeypatch):
+    pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
+    from fastapi.testclient import TestClient
+
+    from temarec.serving.api import create_app
+
+    out, art = served
+    monkeypatch.setenv("TEMAREC_ARTIFACTS", str(art))
+    loaded = load_run(out, dataset=demo_ds)
+    client = TestClient(create_app(loaded))
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["model"] == "tema"
+    assert health["users"] == len(demo_ds.user_keys)
+    user = str(demo_ds.user_keys[2])
+    one = client.get(f"/recommend/{user}", params={"k": 4, "domain": demo_ds.domains[0]})
+    assert one.status_code == 200
+    assert one.json() == explained_recommendations(loaded, [user], k=4, domains=[demo_ds.domains[0]])
+    users = [user, str(demo_ds.user_keys[3])]
+    many = client.post("/recommend", json={"users": users, "k": 3})
+    assert many.status_code == 200
+    assert [(r["user"], r["domain"]) for r in many.json()] == [(u, d) for u in users for d in demo_ds.domains]
+    missing = client.get("/recommend/nobody")
+    assert missing.status_code == 404 and "nobody" in missing.json()["detail"]
+    assert client.get(f"/recommend/{user}", params={"domain": "Garden"}).status_code == 422
+    assert client.get(f"/recommend/{user}", params={"k": 0}).status_code == 422
+    assert client.post("/recommend", json={"users": []}).status_code == 422
+    assert client.post("/recommend", json={"users": users, "k": 10**6}).status_code == 422

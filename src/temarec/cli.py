@@ -277,6 +277,35 @@ def recommend(
 
 
 @app.command()
+def serve(
+    run_dir: Annotated[Path, typer.Argument(help="run folder written by `temarec train`")],
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    dataset: Annotated[
+        str | None, typer.Option(help="dataset name or folder, if not the one in the run's config.json")
+    ] = None,
+) -> None:
+    """Serve explained recommendations over HTTP: GET /recommend/{user}, POST /recommend, GET /health."""
+    from temarec.data import DataFormatError, DatasetNotFoundError
+    from temarec.serving.load import load_run
+
+    try:
+        import uvicorn
+
+        from temarec.serving.api import create_app
+    except ImportError as e:
+        _fail(f"serving needs FastAPI and uvicorn ({e.name} is missing): pip install 'temarec[serve]'")
+    try:
+        served = load_run(run_dir, dataset=_load(dataset) if dataset else None, progress=True)
+    except (ValueError, DataFormatError, DatasetNotFoundError) as e:
+        _fail(str(e))
+    typer.echo(
+        f"serving {served.cfg.model.name} on {served.ds.name} from {run_dir}: http://{host}:{port}/docs"
+    )
+    uvicorn.run(create_app(served), host=host, port=port)
+
+
+@app.command()
 def bench(
     config: Annotated[str, typer.Argument(help="'quick', 'paper', or a bench YAML file")],
     output: Annotated[

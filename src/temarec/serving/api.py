@@ -1,0 +1,99 @@
+"""HTTP serving of a finished run (FastAPI): explained top-k recommendations per user and domain.
+
+`temarec serve RUN` starts it with uvicorn; `create_app(load_run(RUN))` gives the app for any ASGI server
+or for tests. The model is loaded once at start; requests only rank (the item vectors of each domain are
+computed once and reused by the models that cache them).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import FastAPI, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from temarec import __version__
+from temarec.serving.load import LoadedRun
+from temarec.serving.recommend import explained_recommendations
+
+MAX_K = 1000  # a bound on the work one request can ask for
+MAX_USERS = 1000
+
+
+class Reason(BaseModel):
+    tag: str
+    weight: float
+    history_items: list[str]
+
+
+class Item(BaseModel):
+    item: str
+    title: str | None
+    score: float
+    because: list[Reason]
+
+
+class Recommendations(BaseModel):
+    user: str
+    domain: str
+    items: list[Item]
+
+
+class BatchRequest(BaseModel):
+    users: list[str] = Field(min_length=1, max_length=MAX_USERS)
+    k: int = Field(10, ge=1, le=MAX_K)
+    domains: list[str] | None = None
+    tags: int = Field(3, ge=0, le=20)
+
+
+def create_app(run: LoadedRun) -> FastAPI:
+    """A FastAPI app over one loaded run."""
+    ds = run.ds
+    app = FastAPI(
+        title="temarec",
+        version=__version__,
+        description=f"{run.cfg.model.name} trained on {ds.name} ({' + '.join(ds.domains)}), run {run.path}",
+    )
+    users = {str(k) for k in ds.user_keys}
+
+    def answer(user_keys: list[str], k: int, domains: list[str] | None, tags: int) -> list[dict]:
+        missing = [u for u in user_keys if u not in users]
+        if missing:
+            raise HTTPException(404, f"unknown user key(s) {missing[:5]} in dataset {ds.name!r}")
+        unknown = [d for d in domains or [] if d not in ds.domains]
+        if unknown:
+            raise HTTPException(
+                422, f"unknown domain(s) {unknown}; dataset {ds.name!r} has {list(ds.domains)}"
+            )
+        return explained_recommendations(run, user_keys, k=k, domains=domains, n_tags=tags)
+
+    @app.get("/health")
+    def health() -> dict:
+        """What is being served."""
+        return {
+            "status": "ok",
+            "temarec": __version__,
+            "model": run.cfg.model.name,
+            "dataset": ds.name,
+            "domains": list(ds.domains),
+            "users": len(ds.user_keys),
+            "items": int(ds.info().n_items),
+            "run": str(run.path),
+        }
+
+    @app.get("/recommend/{user}", response_model=list[Recommendations])
+    def recommend_one(
+        user: str,
+        k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+        domain: Annotated[list[str] | None, Query()] = None,
+        tags: Annotated[int, Query(ge=0, le=20)] = 3,
+    ) -> list[dict]:
+        """Top-k next items of one user in each domain (or the `domain`s asked), with linking tags."""
+        return answer([user], k, domain, tags)
+
+    @app.post("/recommend", response_model=list[Recommendations])
+    def recommend_many(req: BatchRequest) -> list[dict]:
+        """The same for several users at once (ranked in one batch)."""
+        return answer(req.users, req.k, req.domains, req.tags)
+
+    return app
