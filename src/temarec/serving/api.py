@@ -54,10 +54,9 @@ def create_app(run: LoadedRun) -> FastAPI:
         version=__version__,
         description=f"{run.cfg.model.name} trained on {ds.name} ({' + '.join(ds.domains)}), run {run.path}",
     )
-    users = {str(k) for k in ds.user_keys}
 
     def answer(user_keys: list[str], k: int, domains: list[str] | None, tags: int) -> list[dict]:
-        missing = [u for u in user_keys if u not in users]
+        missing = [u for u in user_keys if u not in run.user_index]
         if missing:
             raise HTTPException(404, f"unknown user key(s) {missing[:5]} in dataset {ds.name!r}")
         unknown = [d for d in domains or [] if d not in ds.domains]

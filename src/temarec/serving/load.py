@@ -9,7 +9,7 @@ unpickled.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -37,6 +37,11 @@ class LoadedRun:
     ds: CDDataset
     model: RecModel
     features: ItemFeatures | None
+    user_index: dict[str, int] = field(default_factory=dict)  # user key -> row, built once for serving
+
+    def __post_init__(self) -> None:
+        if not self.user_index:
+            self.user_index = {str(k): i for i, k in enumerate(self.ds.user_keys)}
 
 
 def read_run_config(path: Path) -> RunConfig:

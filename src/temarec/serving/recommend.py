@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from temarec.data.dataset import CDDataset
 from temarec.models.base import RecModel
+
+if TYPE_CHECKING:
+    from temarec.serving.load import LoadedRun
 
 
 @torch.no_grad()
@@ -37,11 +42,11 @@ def item_label(ds: CDDataset, item: int) -> str:
 
 
 def explained_recommendations(
-    run, user_keys: list[str], k: int = 10, domains: list[str] | None = None, n_tags: int = 3
+    run: LoadedRun, user_keys: list[str], k: int = 10, domains: list[str] | None = None, n_tags: int = 3
 ) -> list[dict]:
     """Top-`k` next items per user and domain, each with the tags that link it to the user's history.
 
-    `run` is a `temarec.serving.load.LoadedRun`. One record per (user, domain), in the order given:
+    One record per (user, domain), in the order given:
     `{"user", "domain", "items": [{"item", "title", "score", "because": [{"tag", "weight",
     "history_items"}]}]}`; item and history ids are the dataset's own keys. Items the user already has
     are never recommended. Explanations need tags (`because` is empty without them).
@@ -51,7 +56,7 @@ def explained_recommendations(
     ds = run.ds
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    index = {str(key): i for i, key in enumerate(ds.user_keys)}
+    index = run.user_index
     missing = [u for u in user_keys if str(u) not in index]
     if missing:
         example = ", ".join(map(str, ds.user_keys[:3]))
