@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from temarec.features.item_features import ItemFeatures
-from temarec.serving.explain import linking_tags
+from temarec.serving.explain import linking_tags, linking_tags_many
 
 
 def test_linking_tags_rank_by_weight_and_support():
@@ -19,3 +19,27 @@ def test_linking_tags_rank_by_weight_and_support():
     assert links[0].history_items == [2, 1]  # latest first
     assert linking_tags(f, np.array([3]), item=4) == []  # nothing shared
     assert linking_tags(ItemFeatures(n_items=4), np.array([1]), item=2) == []  # no tags at all
+
+
+def test_linking_tags_many_matches_one_item_at_a_time():
+    rng = np.random.default_rng(0)
+    n, t = 40, 5
+    tag_ids = rng.integers(0, 12, size=(n + 1, t))
+    tag_ids[rng.random((n + 1, t)) < 0.3] = -1
+    weights = rng.random((n + 1, t)).astype(np.float32)
+    f = ItemFeatures(n_items=n, tag_ids=tag_ids, tag_weights=weights, tag_names=[f"t{i}" for i in range(12)])
+    history = rng.integers(1, n + 1, size=9)
+    items = np.arange(1, n + 1)
+    many = linking_tags_many(f, history, items, k=3)
+    latest_first = [h for h in history[::-1].tolist() if h > 0]
+    for i, links in zip(items, many, strict=True):  # reference: plain loops over the item's tags
+        cands = []
+        for j in range(t):
+            if tag_ids[i, j] < 0:
+                continue
+            carriers = [h for h in latest_first if tag_ids[i, j] in tag_ids[h]]
+            if carriers:
+                cands.append((-weights[i, j] * len(carriers), j, carriers))
+        expect = [(f"t{tag_ids[i, j]}", c) for _, j, c in sorted(cands)[:3]]
+        assert [(x.tag, x.history_items) for x in links] == expect
+    assert any(many)

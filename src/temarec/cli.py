@@ -220,32 +220,38 @@ def demo(
         typer.echo(f"  {name:<8}{cells}")
     typer.echo("\n== stage 4: recommendations from tema, with the tags that link them to the history")
     served = load_run(output / "tema", dataset=ds)
-    _print_recommendations(served.ds, explained_recommendations(served, list(ds.user_keys[:3]), k=3))
+    _print_recommendations(served, explained_recommendations(served, list(ds.user_keys[:3]), k=3))
     typer.echo(f"\ndemo finished in {time.perf_counter() - t0:.0f}s; runs in {output}")
 
 
-def _print_recommendations(ds, records: list[dict], n_history: int = 4) -> None:
+def _print_recommendations(run, records: list[dict], n_history: int = 4) -> None:
     """Per user: the latest items, then each domain's recommendations with the tags that link them."""
-    from temarec.serving.recommend import item_label
-
-    user_index = {str(k): i for i, k in enumerate(ds.user_keys)}
-    item_index = {str(k): i for i, k in zip(ds.items.index, ds.items["key"], strict=True)}
+    ds = run.ds
+    id_of = {key: i for i, key in enumerate(run.item_keys)}
     last_user = None
     for rec in records:
         if rec["user"] != last_user:
             last_user = rec["user"]
-            hist = ds.sequences.row(user_index[rec["user"]])
             typer.echo(f"\nuser {rec['user']}: latest items")
-            for it in hist[-n_history:]:
-                typer.echo(f"   [{ds.domains[ds.item_domain[it]]}] {item_label(ds, int(it))}")
+            for it in ds.sequences.row(run.user_index[rec["user"]])[-n_history:]:
+                typer.echo(f"   [{ds.domains[ds.item_domain[it]]}] {run.item_label(int(it))}")
         typer.echo(f"  next in {rec['domain']}:")
         for it in rec["items"]:
             why = "; ".join(
-                f"{b['tag']} (like {item_label(ds, item_index[b['history_items'][0]])})"
-                for b in it["because"]
+                f"{b['tag']} (like {run.item_label(id_of[b['history_items'][0]])})" for b in it["because"]
             )
-            label = item_label(ds, item_index[it["item"]])
-            typer.echo(f"    {label}" + (f"  <- {why}" if why else ""))
+            typer.echo(f"    {run.item_label(id_of[it['item']])}" + (f"  <- {why}" if why else ""))
+
+
+def _load_served(run_dir: Path, dataset: str | None, progress: bool = False):
+    """`load_run` for the CLI: a bad run folder or dataset is a clear error and exit code 2."""
+    from temarec.data import DataFormatError, DatasetNotFoundError
+    from temarec.serving.load import load_run
+
+    try:
+        return load_run(run_dir, dataset=_load(dataset) if dataset else None, progress=progress)
+    except (ValueError, DataFormatError, DatasetNotFoundError) as e:
+        _fail(str(e))
 
 
 @app.command()
@@ -261,19 +267,17 @@ def recommend(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON document on stdout")] = False,
 ) -> None:
     """Top-k next items per domain for given users from a trained run, with the tags that explain them."""
-    from temarec.data import DataFormatError, DatasetNotFoundError
-    from temarec.serving.load import load_run
     from temarec.serving.recommend import explained_recommendations
 
+    served = _load_served(run_dir, dataset)
     try:
-        served = load_run(run_dir, dataset=_load(dataset) if dataset else None)
         records = explained_recommendations(served, user, k=k, domains=domain, n_tags=tags)
-    except (ValueError, DataFormatError, DatasetNotFoundError) as e:
+    except ValueError as e:
         _fail(str(e))
     if as_json:
         typer.echo(json.dumps(records, indent=2))
     else:
-        _print_recommendations(served.ds, records)
+        _print_recommendations(served, records)
 
 
 @app.command()
@@ -286,19 +290,13 @@ def serve(
     ] = None,
 ) -> None:
     """Serve explained recommendations over HTTP: GET /recommend/{user}, POST /recommend, GET /health."""
-    from temarec.data import DataFormatError, DatasetNotFoundError
-    from temarec.serving.load import load_run
-
     try:
         import uvicorn
 
         from temarec.serving.api import create_app
     except ImportError as e:
         _fail(f"serving needs FastAPI and uvicorn ({e.name} is missing): pip install 'temarec[serve]'")
-    try:
-        served = load_run(run_dir, dataset=_load(dataset) if dataset else None, progress=True)
-    except (ValueError, DataFormatError, DatasetNotFoundError) as e:
-        _fail(str(e))
+    served = _load_served(run_dir, dataset, progress=True)
     typer.echo(
         f"serving {served.cfg.model.name} on {served.ds.name} from {run_dir}: http://{host}:{port}/docs"
     )

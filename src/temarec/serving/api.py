@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from temarec import __version__
 from temarec.serving.load import LoadedRun
-from temarec.serving.recommend import explained_recommendations
+from temarec.serving.recommend import UnknownDomainError, UnknownUserError, explained_recommendations
 
 MAX_K = 1000  # a bound on the work one request can ask for
 MAX_USERS = 1000
@@ -56,15 +56,12 @@ def create_app(run: LoadedRun) -> FastAPI:
     )
 
     def answer(user_keys: list[str], k: int, domains: list[str] | None, tags: int) -> list[dict]:
-        missing = [u for u in user_keys if u not in run.user_index]
-        if missing:
-            raise HTTPException(404, f"unknown user key(s) {missing[:5]} in dataset {ds.name!r}")
-        unknown = [d for d in domains or [] if d not in ds.domains]
-        if unknown:
-            raise HTTPException(
-                422, f"unknown domain(s) {unknown}; dataset {ds.name!r} has {list(ds.domains)}"
-            )
-        return explained_recommendations(run, user_keys, k=k, domains=domains, n_tags=tags)
+        try:
+            return explained_recommendations(run, user_keys, k=k, domains=domains, n_tags=tags)
+        except UnknownUserError as e:
+            raise HTTPException(404, str(e)) from None
+        except UnknownDomainError as e:
+            raise HTTPException(422, str(e)) from None
 
     @app.get("/health")
     def health() -> dict:

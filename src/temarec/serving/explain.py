@@ -22,22 +22,29 @@ class TagLink:
 
 def linking_tags(feats: ItemFeatures, history: np.ndarray, item: int, k: int = 3) -> list[TagLink]:
     """Up to `k` tags shared by `item` and the `history` (global ids, oldest first)."""
-    if feats.tag_ids is None or feats.tag_names is None:
-        return []
-    ids, w = feats.tag_ids[item], feats.tag_weights[item]
-    keep = ids >= 0
-    ids, w = ids[keep], w[keep]
-    if len(ids) == 0:
-        return []
+    return linking_tags_many(feats, history, np.asarray([item]), k)[0]
+
+
+def linking_tags_many(
+    feats: ItemFeatures, history: np.ndarray, items: np.ndarray, k: int = 3
+) -> list[list[TagLink]]:
+    """`linking_tags` of several items against one history, compared in one array operation."""
+    items = np.asarray(items, dtype=np.int64)
+    if feats.tag_ids is None or feats.tag_names is None or len(items) == 0 or k < 1:
+        return [[] for _ in items]
+    ids, w = feats.tag_ids[items], feats.tag_weights[items]  # [n, T]
     hist = np.asarray(history)[::-1]
     hist = hist[hist > 0]
     hist_tags = feats.tag_ids[hist]  # [H, T]
-    carries = (hist_tags[:, :, None] == ids[None, None, :]).any(1)  # [H, n_item_tags]
-    support = carries.sum(0)
-    order = np.argsort(-(w * support), kind="stable")
-    out = []
-    for j in order[:k]:
-        if support[j] == 0:
-            break
-        out.append(TagLink(feats.tag_names[ids[j]], float(w[j]), hist[carries[:, j]].tolist()))
-    return out
+    # carries[h, i, j]: history item h has tag j of item i (an absent tag, -1, is never carried)
+    carries = (hist_tags[:, None, :, None] == ids[None, :, None, :]).any(2) & (ids >= 0)[None]
+    support = carries.sum(0)  # [n, T]
+    order = np.argsort(-np.where(support > 0, w * support, -1.0), axis=1, kind="stable")[:, :k]
+    return [
+        [
+            TagLink(feats.tag_names[ids[i, j]], float(w[i, j]), hist[carries[:, i, j]].tolist())
+            for j in order[i]
+            if support[i, j] > 0
+        ]
+        for i in range(len(items))
+    ]

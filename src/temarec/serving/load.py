@@ -9,9 +9,11 @@ unpickled.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 from pydantic import ValidationError
 from safetensors import SafetensorError
 
@@ -37,11 +39,28 @@ class LoadedRun:
     ds: CDDataset
     model: RecModel
     features: ItemFeatures | None
-    user_index: dict[str, int] = field(default_factory=dict)  # user key -> row, built once for serving
 
-    def __post_init__(self) -> None:
-        if not self.user_index:
-            self.user_index = {str(k): i for i, k in enumerate(self.ds.user_keys)}
+    # lookups a served request needs, built once per loaded run rather than per request
+    @cached_property
+    def user_index(self) -> dict[str, int]:
+        """User key -> row of `ds.sequences`."""
+        return {str(k): i for i, k in enumerate(self.ds.user_keys)}
+
+    @cached_property
+    def item_keys(self) -> np.ndarray:
+        """Item key (str) by global item id (index 0: padding, empty)."""
+        return np.concatenate([[""], self.ds.items["key"].astype(str).to_numpy()]).astype(object)
+
+    @cached_property
+    def item_titles(self) -> np.ndarray:
+        """Item title by global item id; None where an item has no (or a blank) title."""
+        t = self.ds.items["title"].astype("string").str.strip()
+        t = t.where(t.str.len() > 0)
+        return np.concatenate([[None], t.astype(object).where(t.notna(), None).to_numpy()])
+
+    def item_label(self, item: int) -> str:
+        """The item's title, or its key where it has none (for printing)."""
+        return self.item_titles[item] or f"(no title: item {self.item_keys[item]})"
 
 
 def read_run_config(path: Path) -> RunConfig:

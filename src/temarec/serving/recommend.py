@@ -9,6 +9,7 @@ import torch
 
 from temarec.data.dataset import CDDataset
 from temarec.models.base import RecModel
+from temarec.serving.explain import linking_tags_many
 
 if TYPE_CHECKING:
     from temarec.serving.load import LoadedRun
@@ -31,14 +32,12 @@ def recommend(
     return top.indices.numpy() + info.domain_offset[domain], top.values.numpy()
 
 
-def _title(ds: CDDataset, item: int) -> str | None:
-    t = ds.items.at[item, "title"]
-    return None if t is None or (isinstance(t, float) and np.isnan(t)) or not str(t).strip() else str(t)
+class UnknownUserError(ValueError):
+    """A user key the served dataset does not have."""
 
 
-def item_label(ds: CDDataset, item: int) -> str:
-    """The item's title, or its key where it has none (for printing)."""
-    return _title(ds, item) or f"(no title: item {ds.items.at[item, 'key']})"
+class UnknownDomainError(ValueError):
+    """A domain name the served dataset does not have."""
 
 
 def explained_recommendations(
@@ -51,51 +50,51 @@ def explained_recommendations(
     "history_items"}]}]}`; item and history ids are the dataset's own keys. Items the user already has
     are never recommended. Explanations need tags (`because` is empty without them).
     """
-    from temarec.serving.explain import linking_tags
-
     ds = run.ds
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    index = run.user_index
-    missing = [u for u in user_keys if str(u) not in index]
+    missing = [u for u in user_keys if str(u) not in run.user_index]
     if missing:
         example = ", ".join(map(str, ds.user_keys[:3]))
-        raise ValueError(
+        raise UnknownUserError(
             f"unknown user key(s) {', '.join(map(repr, missing[:5]))} in dataset {ds.name!r} "
-            f"({len(index):,} users, keys like {example})"
+            f"({len(run.user_index):,} users, keys like {example})"
         )
     names = list(ds.domains) if not domains else list(domains)
     unknown = [d for d in names if d not in ds.domains]
     if unknown:
-        raise ValueError(f"unknown domain(s) {unknown} in dataset {ds.name!r}; it has {list(ds.domains)}")
-    users = np.asarray([index[str(u)] for u in user_keys], dtype=np.int64)
-    keys = ds.items["key"]
+        raise UnknownDomainError(
+            f"unknown domain(s) {unknown} in dataset {ds.name!r}; it has {list(ds.domains)}"
+        )
+    users = np.asarray([run.user_index[str(u)] for u in user_keys], dtype=np.int64)
+    keys, titles = run.item_keys, run.item_titles
     out = {}
     for name in names:
         d = ds.domains.index(name)
         ids, scores = recommend(run.model, ds, users, d, k=k, max_len=run.cfg.data.max_len)
         for row, u in enumerate(users):
-            hist = ds.sequences.row(int(u))
-            items = []
-            for i, s in zip(ids[row], scores[row], strict=True):
-                if not np.isfinite(s):  # fewer than k items of the domain left outside the history
-                    break
-                links = [] if run.features is None else linking_tags(run.features, hist, int(i), k=n_tags)
-                because = [
-                    {
-                        "tag": x.tag,
-                        "weight": round(x.weight, 4),
-                        "history_items": [str(keys[h]) for h in x.history_items],
-                    }
-                    for x in links
-                ]
-                items.append(
-                    {
-                        "item": str(keys[int(i)]),
-                        "title": _title(ds, int(i)),
-                        "score": float(s),
-                        "because": because,
-                    }
-                )
+            n = int(np.isfinite(scores[row]).sum())  # fewer than k left when the history covers the rest
+            top = ids[row, :n]
+            links = (
+                [[]] * n
+                if run.features is None
+                else linking_tags_many(run.features, ds.sequences.row(int(u)), top, k=n_tags)
+            )
+            items = [
+                {
+                    "item": keys[i],
+                    "title": titles[i],
+                    "score": float(s),
+                    "because": [
+                        {
+                            "tag": x.tag,
+                            "weight": round(x.weight, 4),
+                            "history_items": keys[x.history_items].tolist(),
+                        }
+                        for x in why
+                    ],
+                }
+                for i, s, why in zip(top, scores[row, :n], links, strict=True)
+            ]
             out[(row, name)] = {"user": str(user_keys[row]), "domain": name, "items": items}
     return [out[(row, name)] for row in range(len(users)) for name in names]
