@@ -62,3 +62,24 @@ def test_demo_runs_the_whole_pipeline(tmp_path):
     for model in ("pop", "sasrec", "tema"):
         assert json.loads((tmp_path / model / "metrics.json").read_text())["model"] == model
     assert "next in Kitchen" in res.output and "demo finished" in res.output
+
+
+def test_evaluate_a_finished_run(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["train", "--dataset", "demo", "--model", "pop", "--protocol", "full", "--output", str(tmp_path)]
+    )
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["evaluate", str(tmp_path), "--protocol", "uni99,full"])
+    assert res.exit_code == 0, res.output
+    assert (
+        "candidates drawn with seed 2025" in res.output
+        and f"wrote {tmp_path / 'metrics-uni99.json'}" in res.output
+    )
+    assert "kept the existing metrics file" in res.output  # full: the run's own metrics.json
+    doc = json.loads((tmp_path / "metrics-uni99.json").read_text())
+    assert doc["protocol"] == "uni99" and doc["evaluated_after_training"]
+    bad = runner.invoke(app, ["evaluate", str(tmp_path), "--protocol", "uni0"])
+    assert bad.exit_code == 2 and "error:" in bad.output
+    missing = runner.invoke(app, ["evaluate", str(tmp_path / "nothing"), "--protocol", "full"])
+    assert missing.exit_code == 2 and "config.json: not found" in missing.output

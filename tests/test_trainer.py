@@ -158,3 +158,36 @@ def test_freed_memory_is_released_on_schedule_without_changing_results(tmp_path,
     b = run(_cfg(epochs=2, release_memory_every=0), tmp_path / "b", progress=False, dataset=demo_ds)
     assert calls == []  # 0 turns it off
     assert a["test"] == b["test"]  # memory release changes no number
+
+
+def test_evaluate_run_reproduces_the_run_and_adds_protocols(tmp_path, demo_ds):
+    """Re-evaluating the selected checkpoint gives the run's own numbers; new protocols and candidate
+    draws go into files of their own and never replace the run's."""
+    from temarec.training.run import evaluate_run
+
+    doc = run(_cfg(epochs=2), tmp_path, progress=False, dataset=demo_ds)
+    own = (tmp_path / "metrics-uni20.json").read_text()
+    again = evaluate_run(tmp_path, ["full", "uni20", "uni50"], dataset=demo_ds)
+    assert again["full"]["test"] == doc["test"] and again["full"]["valid"] == doc["valid"]
+    assert again["uni20"]["test"] == json.loads(own)["test"]
+    # existing files are kept; the new protocol is written beside them with the training record
+    assert again["full"]["written"] is None and again["uni20"]["written"] is None
+    assert (tmp_path / "metrics-uni20.json").read_text() == own
+    new = json.loads((tmp_path / "metrics-uni50.json").read_text())
+    assert again["uni50"]["written"] == str(tmp_path / "metrics-uni50.json")
+    assert new["evaluated_after_training"] and new["training"] == doc["training"]
+    assert new["selected_on"] == doc["selected_on"] and new["seed"] == doc["seed"]
+    r50 = np.load(tmp_path / "ranks-uni50.npz")
+    assert len(r50["test_ranks"]) == new["test"]["all"]["n"] and r50["test_ranks"].max() <= 51
+    # another candidate draw: its own suffix, its own seed in the document
+    other = evaluate_run(tmp_path, ["uni20"], candidate_seed=7, dataset=demo_ds)["uni20"]
+    assert other["candidate_seed"] == 7
+    assert other["written"] == str(tmp_path / "metrics-uni20-candidates7.json")
+    assert (tmp_path / "ranks-uni20-candidates7.npz").is_file()
+    assert (tmp_path / "metrics-uni20.json").read_text() == own
+    # --overwrite replaces, with the same numbers
+    over = evaluate_run(tmp_path, ["uni20"], dataset=demo_ds, overwrite=True)["uni20"]
+    assert over["written"] == str(tmp_path / "metrics-uni20.json")
+    assert json.loads((tmp_path / "metrics-uni20.json").read_text())["test"] == json.loads(own)["test"]
+    with pytest.raises(ValueError, match="protocol"):
+        evaluate_run(tmp_path, ["uni0"], dataset=demo_ds)

@@ -95,7 +95,8 @@ def data_import_amazon(
 
 def _print_metrics(doc: dict) -> None:
     cols = ["HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR"]
-    typer.echo(f"test ({doc['protocol']}, seed {doc['seed']}):")
+    draw = "" if doc["protocol"] == "full" else f", candidates drawn with seed {doc['candidate_seed']}"
+    typer.echo(f"test ({doc['protocol']}, seed {doc['seed']}{draw}):")
     typer.echo(f"  {'domain':<10}" + "".join(f"{c:>9}" for c in cols))
     for dom, m in doc["test"].items():
         typer.echo(f"  {dom:<10}" + "".join(f"{m[c]:>9.4f}" for c in cols))
@@ -252,6 +253,48 @@ def _load_served(run_dir: Path, dataset: str | None, progress: bool = False):
         return load_run(run_dir, dataset=_load(dataset) if dataset else None, progress=progress)
     except (ValueError, DataFormatError, DatasetNotFoundError) as e:
         _fail(str(e))
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="run folder written by `temarec train`")],
+    protocol: Annotated[list[str], typer.Option(help="full, uni999, uni100, uniN; repeat for several")],
+    candidate_seed: Annotated[
+        int | None,
+        typer.Option(
+            help="draw the sampled candidates with this seed instead of the run's (files get a suffix)"
+        ),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace metrics files that already exist")] = False,
+    dataset: Annotated[
+        str | None, typer.Option(help="dataset name or folder, if not the one in the run's config.json")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the metrics documents as JSON on stdout")] = False,
+) -> None:
+    """Evaluate a finished run's selected checkpoint under other protocols, without retraining."""
+    from temarec.data import DataFormatError, DatasetNotFoundError
+    from temarec.training.run import evaluate_run
+
+    names = [p for arg in protocol for p in arg.split(",") if p]
+    try:
+        docs = evaluate_run(
+            run_dir,
+            names,
+            candidate_seed=candidate_seed,
+            dataset=_load(dataset) if dataset else None,
+            overwrite=overwrite,
+        )
+    except (ValueError, DataFormatError, DatasetNotFoundError) as e:
+        _fail(str(e))
+    if as_json:
+        typer.echo(json.dumps(docs, indent=2))
+        return
+    for doc in docs.values():
+        _print_metrics(doc)
+        if doc["written"]:
+            typer.echo(f"wrote {doc['written']}")
+        else:
+            typer.echo("kept the existing metrics file of this protocol (--overwrite replaces it)")
 
 
 @app.command()

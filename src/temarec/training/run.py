@@ -147,27 +147,88 @@ def run(cfg: RunConfig, output: Path, progress: bool = True, dataset=None) -> di
             progress=progress,
         )
         fit_info = trainer.fit()
-    docs, code = {}, code_info()
-    for p in protocols:
+    docs = evaluate_and_record(
+        model,
+        ds,
+        split,
+        cfg,
+        valid_eval,
+        test_eval,
+        features,
+        fit_info,
+        t_start,
+        files=lambda p: metrics_files(output, cfg, p),
+    )
+    return docs[protocols[0]]
+
+
+def _save_ranks(path: Path, v, t) -> None:
+    """Per-instance ranks of validation and test (for paired tests), written atomically."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: numpy would add '.npz' to a temp name
+            np.savez_compressed(
+                f,
+                valid_ranks=v.ranks,
+                valid_users=v.users,
+                valid_domain=v.target_domain,
+                test_ranks=t.ranks,
+                test_users=t.users,
+                test_domain=t.target_domain,
+            )
+
+    atomic_write(path, write)
+
+
+def metrics_files(output: Path, cfg: RunConfig, protocol: str, candidate_seed: int | None = None):
+    """Where a protocol's metrics and ranks go in a run folder: `metrics.json` for the protocol that
+    selected the checkpoint, else `metrics-<protocol>.json`, and `ranks-<protocol>.npz`. A candidate draw
+    other than the run's (`candidate_seed`) gets its own suffix, so that a report or a significance test
+    never takes it for the run's own numbers."""
+    p = parse_protocol(protocol)
+    tag = p.name
+    if candidate_seed is not None and candidate_seed != cfg.eval.candidate_seed and not p.is_full:
+        tag = f"{p.name}-candidates{candidate_seed}"
+    first = parse_protocol(cfg.eval.protocols[0]).name
+    metrics = output / ("metrics.json" if tag == first else f"metrics-{tag}.json")
+    return metrics, output / f"ranks-{tag}.npz"
+
+
+def evaluate_and_record(
+    model,
+    ds,
+    split,
+    cfg: RunConfig,
+    valid_eval: dict[str, Evaluator],
+    test_eval: dict[str, Evaluator],
+    features,
+    fit_info: dict,
+    t_start: float,
+    files,
+    candidate_seed: int | None = None,
+    extra: dict | None = None,
+) -> dict[str, dict]:
+    """Evaluate validation and test under each protocol and write what `files(protocol)` names.
+
+    `files(protocol)` gives the (metrics.json, ranks.npz) paths of a protocol, or None to write
+    nothing for it. Everything is evaluated before anything is written, and `metrics.json` (the file
+    that marks a run finished) is written last. `cfg` is the run's config; `candidate_seed` the draw the
+    sampled evaluators use when it is not the run's. Returns the metrics document of each protocol.
+    """
+    docs, ranks, code = {}, {}, code_info()
+    select = parse_protocol(cfg.eval.protocols[0]).name
+    for p in valid_eval:
         v = valid_eval[p].evaluate(model)
         t = test_eval[p].evaluate(model)
-        np.savez_compressed(
-            output / f"ranks-{p}.npz",
-            valid_ranks=v.ranks,
-            valid_users=v.users,
-            valid_domain=v.target_domain,
-            test_ranks=t.ranks,
-            test_users=t.users,
-            test_domain=t.target_domain,
-        )
+        ranks[p] = (v, t)
         docs[p] = {
             "dataset": ds.name,
             "model": cfg.model.name,
             "split": split.name,
             "protocol": p,
-            "selected_on": f"valid {protocols[0]} mean over domains of {cfg.train.select_metric}",
+            "selected_on": f"valid {select} mean over domains of {cfg.train.select_metric}",
             "seed": cfg.train.seed,
-            "candidate_seed": cfg.eval.candidate_seed,
+            "candidate_seed": cfg.eval.candidate_seed if candidate_seed is None else candidate_seed,
             "exclude_history": cfg.eval.exclude_history,
             "ties": cfg.eval.ties,
             "valid": v.metrics,
@@ -178,8 +239,69 @@ def run(cfg: RunConfig, output: Path, progress: bool = True, dataset=None) -> di
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "machine": machine_info(),
             "code": code,
+            **(extra or {}),
         }
-    _write_json(output / "metrics.json", docs[protocols[0]])
-    for p in protocols[1:]:
-        _write_json(output / f"metrics-{p}.json", docs[p])
-    return docs[protocols[0]]
+    targets = {p: files(p) for p in docs}
+    for p in sorted(docs, key=lambda p: targets[p] is not None and targets[p][0].name == "metrics.json"):
+        if targets[p] is not None:
+            metrics, rank_file = targets[p]
+            _save_ranks(rank_file, *ranks[p])
+            _write_json(metrics, docs[p])
+    return docs
+
+
+def evaluate_run(
+    path: str | Path,
+    protocols: list[str],
+    candidate_seed: int | None = None,
+    dataset=None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict[str, dict]:
+    """Evaluate a finished run's selected checkpoint again, under other protocols or candidate draws.
+
+    Nothing is retrained or reselected: the weights are those `temarec train` selected on validation.
+    Each protocol's metrics and ranks go into the run folder beside the run's own (`metrics_files`),
+    unless that file exists and `overwrite` is off; the documents are returned either way, each with
+    `written` (the metrics file, or None where an existing one was kept).
+    """
+    from temarec.serving.load import load_run
+
+    path = Path(path)
+    t_start = time.perf_counter()
+    names = [parse_protocol(p).name for p in protocols]  # a bad name fails before anything is loaded
+    if not names:
+        raise ValueError("no protocol to evaluate: give at least one (full, uni999, uniN)")
+    loaded = load_run(path, dataset=dataset, progress=progress)
+    cfg = loaded.cfg
+    seed = cfg.eval.candidate_seed if candidate_seed is None else candidate_seed
+    ecfg = cfg.model_copy(
+        update={"eval": cfg.eval.model_copy(update={"protocols": names, "candidate_seed": seed})}
+    )
+    split = get_split(loaded.ds, cfg.data.split)
+    valid_eval = build_evaluators(loaded.ds, split, ecfg, "valid")
+    test_eval = build_evaluators(loaded.ds, split, ecfg, "test")
+    own = path / "metrics.json"
+    fit_info = json.loads(own.read_text(encoding="utf-8")).get("training", {}) if own.is_file() else {}
+    written: dict[str, Path | None] = {}
+
+    def files(p: str):
+        metrics, ranks = metrics_files(path, cfg, p, seed)
+        written[p] = metrics if overwrite or not metrics.exists() else None
+        return None if written[p] is None else (metrics, ranks)
+
+    docs = evaluate_and_record(
+        loaded.model,
+        loaded.ds,
+        split,
+        cfg,
+        valid_eval,
+        test_eval,
+        loaded.features,
+        fit_info,
+        t_start,
+        files=files,
+        candidate_seed=seed,
+        extra={"evaluated_after_training": True},
+    )
+    return {p: {**doc, "written": None if written[p] is None else str(written[p])} for p, doc in docs.items()}
