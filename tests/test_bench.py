@@ -225,6 +225,26 @@ def test_dry_run_filter_and_absent_dataset(tmp_path, monkeypatch):
     assert res.exit_code == 2 and "matches no cell" in res.output
 
 
+def test_a_cell_run_on_other_data_is_stale(tmp_path):
+    """A finished cell whose stored data fingerprint is not the dataset's now is stale, not done."""
+    from temarec.data.registry import load_dataset
+
+    cfg, cells = _cells(tmp_path)
+    dom = np.repeat([0, 1], 20)
+    ranks = {p: np.arange(1, 41, dtype=float) for p in cfg.protocols}
+    for c in cells.values():
+        _fake_run(c, ranks, dom)
+    now = load_dataset("demo", demo_seed=cells["demo/pop/seed0"].run_config.data.demo_seed).fingerprint()
+    for name, fp in [("demo/pop/seed0", now), ("demo/sasrec/seed0", "0123456789abcdef")]:
+        f = cells[name].dir / "metrics.json"
+        f.write_text(json.dumps(json.loads(f.read_text()) | {"data_fingerprint": fp}))
+    st = {s.cell.name: s for s in plan(list(cells.values()))}
+    assert st["demo/pop/seed0"].state == "done"
+    assert st["demo/sasrec/seed1"].state == "done"  # no fingerprint stored (an older run): not judged
+    assert st["demo/sasrec/seed0"].state == "stale"
+    assert "dataset changed" in st["demo/sasrec/seed0"].detail and now in st["demo/sasrec/seed0"].detail
+
+
 def test_unregistered_model_is_skipped_not_run(tmp_path):
     _, cells = _cells(tmp_path, variants={"c2dsr-x": {"model": "not-a-model-yet", "baseline": True}})
     st = plan(list(cells.values()))

@@ -47,6 +47,7 @@ def test_run_writes_metrics_document(tmp_path, demo_ds):
     assert len(ranks["test_ranks"]) == doc["test"]["all"]["n"]
     assert doc["code"]["temarec"] == doc["machine"]["temarec"]
     assert set(doc["code"]) == {"temarec", "git_commit", "git_dirty"}
+    assert doc["data_fingerprint"] == demo_ds.fingerprint()
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")

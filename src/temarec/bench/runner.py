@@ -220,12 +220,49 @@ def dataset_problem(dataset: str) -> str | None:
     return None
 
 
+def stored_data_fingerprint(cell: Cell) -> str | None:
+    """The fingerprint of the data a finished cell ran on (None for runs written before it was stored)."""
+    try:
+        return json.loads((cell.dir / "metrics.json").read_text(encoding="utf-8")).get("data_fingerprint")
+    except (OSError, ValueError):
+        return None
+
+
+def _data_fingerprints(cells: list[Cell]) -> dict[tuple[str, int], str | None]:
+    """Current fingerprint of each dataset the cells ran on (None where it cannot be loaded here)."""
+    from temarec.data.registry import load_dataset
+
+    out: dict[tuple[str, int], str | None] = {}
+    for c in cells:
+        key = (c.dataset, c.run_config.data.demo_seed)
+        if key not in out:
+            try:
+                out[key] = (
+                    None
+                    if dataset_problem(c.dataset)
+                    else load_dataset(key[0], demo_seed=key[1]).fingerprint()
+                )
+            except Exception:  # noqa: BLE001 - an unreadable dataset: the cells cannot be checked, keep them
+                out[key] = None
+    return out
+
+
 def plan(cells: list[Cell]) -> list[CellStatus]:
-    """States of `cells`; cells that would run but cannot (absent dataset, unknown model) become `skip`."""
+    """States of `cells`; cells that would run but cannot (absent dataset, unknown model) become `skip`.
+
+    A finished cell whose data changed since it ran (the fingerprint stored in its `metrics.json` is not
+    the dataset's now) is `stale`, as is one whose config changed: its numbers are not this data's.
+    """
     problems: dict[str, str | None] = {}
     out = []
+    stored = {c.name: stored_data_fingerprint(c) for c in cells}
+    now = _data_fingerprints([c for c in cells if stored[c.name]])
     for c in cells:
         st = cell_status(c)
+        fp = now.get((c.dataset, c.run_config.data.demo_seed))
+        if st.state == "done" and stored[c.name] and fp and fp != stored[c.name]:
+            diff = f"data: fingerprint {stored[c.name]} -> {fp} (the dataset changed since this run)"
+            st = CellStatus(c, "stale", diff, [diff])
         if st.state in ("todo", "partial"):
             if c.dataset not in problems:
                 problems[c.dataset] = dataset_problem(c.dataset)
@@ -508,7 +545,7 @@ def run_bench(
             if rerun_stale and not only_report
             else "skipped (--rerun-stale reruns them)"
         )
-        say(f"{len(stale)} stale cell(s), their config.json differs from this config; {what}:")
+        say(f"{len(stale)} stale cell(s), their config or data differ from now; {what}:")
         for st in stale:
             say(f"  {st.cell.name}: {st.detail}")
     failed: list[CellResult] = []

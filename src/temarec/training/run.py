@@ -215,7 +215,7 @@ def evaluate_and_record(
     that marks a run finished) is written last. `cfg` is the run's config; `candidate_seed` the draw the
     sampled evaluators use when it is not the run's. Returns the metrics document of each protocol.
     """
-    docs, ranks, code = {}, {}, code_info()
+    docs, ranks, code, data_fp = {}, {}, code_info(), ds.fingerprint()
     select = parse_protocol(cfg.eval.protocols[0]).name
     for p in valid_eval:
         v = valid_eval[p].evaluate(model)
@@ -224,6 +224,7 @@ def evaluate_and_record(
         docs[p] = {
             "dataset": ds.name,
             "model": cfg.model.name,
+            "data_fingerprint": data_fp,
             "split": split.name,
             "protocol": p,
             "selected_on": f"valid {select} mean over domains of {cfg.train.select_metric}",
