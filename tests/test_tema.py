@@ -165,6 +165,24 @@ def test_full_softmax_leaves_unseen_items_out(demo_ds, feats):
     model.fit_static(train)
     loss = model.loss(_seq(demo_ds, length=12)[:40])
     assert torch.isfinite(loss)
+    # the pool's columns only: the same loss as the whole domain with unseen items masked out
+    model.eval()
+    seen = np.unique(train.values[train.values > 0])
+    for d in (0, 1):
+        off, vec = info.domain_offset[d], model.item_vectors(d)
+        targets = torch.from_numpy(seen[info.item_domain[seen] == d][:7])
+        u = torch.randn(len(targets), vec.shape[1])
+        logits = u @ vec.T
+        keep = torch.zeros(vec.shape[0], dtype=torch.bool)
+        keep[torch.from_numpy(seen[info.item_domain[seen] == d] - off)] = True
+        assert not keep.all()  # some items of the domain are unseen
+        ref = torch.nn.functional.cross_entropy(
+            logits.masked_fill(~keep, float("-inf")), targets - off, reduction="sum"
+        )
+        torch.testing.assert_close(model.softmax_ce(u, targets, d), ref)
+    unseen = torch.tensor([int(np.setdiff1d(np.arange(1, info.n_items + 1), seen)[0])])
+    with pytest.raises(ValueError, match="not seen in training"):
+        model.softmax_ce(torch.randn(1, 16), unseen, int(info.item_domain[unseen[0]]))
 
 
 @pytest.mark.parametrize("flags", [{}, {"cross_attention": False}])

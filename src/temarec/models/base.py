@@ -111,11 +111,16 @@ class DotModel(RecModel):
         if mode == "auto":
             mode = "seen" if self.scores_unseen_items else "all"
         self._neg_pool: list[torch.Tensor | None] = [None, None]
+        self._pool_pos: list[torch.Tensor | None] = [None, None]  # domain-local id -> column, -1: not in pool
         if mode == "seen":
             seen = np.unique(train.values[train.values > 0])
             dom = self.info.item_domain[seen]
             dev = self.item_domain.device
             self._neg_pool = [torch.from_numpy(seen[dom == d]).to(dev) for d in (0, 1)]
+            for d, pool in enumerate(self._neg_pool):
+                pos = torch.full((self.info.domain_size[d],), -1, dtype=torch.long, device=dev)
+                pos[pool - self.info.domain_offset[d]] = torch.arange(len(pool), device=dev)
+                self._pool_pos[d] = pos
 
     def sample_negatives(self, device: torch.device) -> list[torch.Tensor | None]:
         """Per domain, the shared negatives of a sampled softmax (global ids), or None for the full one.
@@ -171,13 +176,17 @@ class DotModel(RecModel):
         if neg is None:
             neg = self.sample_negatives(u.device)[d]
         if neg is None:
-            logits = u @ self.item_vectors(d).T
+            vectors, local = self.item_vectors(d), targets - self.info.domain_offset[d]
             pool = getattr(self, "_neg_pool", [None, None])[d]
             if pool is not None:  # negatives=seen: items never seen in training are left out of the softmax
-                keep = torch.zeros(logits.shape[1], dtype=torch.bool, device=logits.device)
-                keep[pool - self.info.domain_offset[d]] = True
-                logits = logits.masked_fill(~keep, float("-inf"))
-            return F.cross_entropy(logits, targets - self.info.domain_offset[d], reduction="sum")
+                # (scoring only the pool's columns: the same loss as masking the others, without their cost)
+                local = self._pool_pos[d][local]
+                if bool((local < 0).any()):
+                    raise ValueError(
+                        "a training target was not seen in training (fit_static on another split?)"
+                    )
+                vectors = vectors[pool - self.info.domain_offset[d]]
+            return F.cross_entropy(u @ vectors.T, local, reduction="sum")
         pos_logit = (u * self.embed(targets)).sum(-1, keepdim=True)
         neg_logit = (u @ self.embed(neg).T).masked_fill(neg[None, :] == targets[:, None], float("-inf"))
         logits = torch.cat([pos_logit, neg_logit], dim=1)
