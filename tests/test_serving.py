@@ -53,6 +53,8 @@ def test_explained_recommendations(served, demo_ds, monkeypatch):
     out, art = served
     monkeypatch.setenv("TEMAREC_ARTIFACTS", str(art))
     loaded = load_run(out, dataset=demo_ds)
+    assert all(loaded.item_keys[i] == k for k, i in loaded.item_index.items())
+    assert len(loaded.item_index) == demo_ds.info().n_items
     users = [str(demo_ds.user_keys[i]) for i in (4, 0)]
     recs = explained_recommendations(loaded, users, k=5)
     assert [(r["user"], r["domain"]) for r in recs] == [(u, d) for u in users for d in demo_ds.domains]

@@ -228,7 +228,7 @@ def demo(
 def _print_recommendations(run, records: list[dict], n_history: int = 4) -> None:
     """Per user: the latest items, then each domain's recommendations with the tags that link them."""
     ds = run.ds
-    id_of = {key: i for i, key in enumerate(run.item_keys)}
+    id_of = run.item_index
     last_user = None
     for rec in records:
         if rec["user"] != last_user:

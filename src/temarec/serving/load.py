@@ -52,6 +52,11 @@ class LoadedRun:
         return np.concatenate([[""], self.ds.items["key"].astype(str).to_numpy()]).astype(object)
 
     @cached_property
+    def item_index(self) -> dict[str, int]:
+        """Item key -> global item id (the inverse of `item_keys`)."""
+        return {k: i for i, k in enumerate(self.item_keys) if i > 0}
+
+    @cached_property
     def item_titles(self) -> np.ndarray:
         """Item title by global item id; None where an item has no (or a blank) title."""
         t = self.ds.items["title"].astype("string").str.strip()
