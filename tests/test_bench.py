@@ -225,6 +225,38 @@ def test_dry_run_filter_and_absent_dataset(tmp_path, monkeypatch):
     assert res.exit_code == 2 and "matches no cell" in res.output
 
 
+def test_filters_and_overrides_for_every_cell(tmp_path):
+    """`--filter` repeated keeps cells matching any; `--set` is applied last to every cell."""
+    doc = _small(tmp_path / "out")
+    doc["variants"]["sasrec"] = {"baseline": True, "set": {"model.dropout": 0.3}}
+    path = _yaml(tmp_path, doc)
+    res = runner.invoke(app, ["bench", str(path), "--dry-run", "--filter", "demo/pop", "--filter", "seed1"])
+    assert res.exit_code == 0 and "2 cells" in res.output, res.output
+    assert "demo/pop/seed0" in res.output and "demo/sasrec/seed1" in res.output
+    assert "demo/sasrec/seed0" not in res.output
+    cfg = BenchConfig.model_validate(
+        doc | {"overrides": {"model.dropout": 0.1, "model.softmax_negatives": 0}}
+    )
+    for c in build_cells(cfg):
+        assert c.run_config.model.dropout == 0.1 and c.run_config.model.softmax_negatives == 0
+        assert "model.softmax_negatives=0" in c.args
+    # a finished cell run without the override is stale under it
+    _, cells = _cells(tmp_path)
+    _fake_run(
+        cells["demo/pop/seed0"],
+        {p: np.arange(1, 41, dtype=float) for p in cfg.protocols},
+        np.repeat([0, 1], 20),
+    )
+    res = runner.invoke(
+        app, ["bench", str(path), "--dry-run", "--filter", "demo/pop", "--set", "model.dropout=0.25"]
+    )
+    assert res.exit_code == 0 and "stale" in res.output and "model.dropout" in res.output, res.output
+    bad = runner.invoke(app, ["bench", str(path), "--dry-run", "--set", "model.no_such_key=1"])
+    assert bad.exit_code == 2 and "no_such_key" in bad.output
+    bad = runner.invoke(app, ["bench", str(path), "--dry-run", "--set", "dropout"])
+    assert bad.exit_code == 2 and "section.key=value" in bad.output
+
+
 def test_a_cell_run_on_other_data_is_stale(tmp_path):
     """A finished cell whose stored data fingerprint is not the dataset's now is stale, not done."""
     from temarec.data.registry import load_dataset

@@ -363,14 +363,21 @@ def bench(
         bool, typer.Option("--rerun-stale", help="delete and rerun cells whose config.json differs")
     ] = False,
     filter_: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
-            "--filter", help="only cells whose dataset/variant/seedN contains this ('d/tema/': tema only)"
+            "--filter",
+            help="only cells whose dataset/variant/seedN contains this ('d/tema/': tema only); repeatable",
         ),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="override for every cell, applied last, e.g. model.softmax_negatives=0"),
     ] = None,
 ) -> None:
     """Run a benchmark grid (finished cells are skipped) and write OUTPUT/<dataset>.json and .md."""
-    from temarec.bench.config import BenchConfigError, load_bench_config
+    import yaml
+
+    from temarec.bench.config import BenchConfigError, flatten_overrides, load_bench_config
     from temarec.bench.runner import run_bench
 
     if jobs is not None and jobs < 1:
@@ -379,6 +386,20 @@ def bench(
         cfg = load_bench_config(config)
     except BenchConfigError as e:
         _fail(str(e))
+    if set_:
+        pairs = {}
+        for item in set_:
+            key, eq, value = item.partition("=")
+            if not eq or not key.strip():
+                _fail(f"--set {item!r}: expected section.key=value")
+            try:
+                pairs[key.strip()] = yaml.safe_load(value)
+            except yaml.YAMLError as e:
+                _fail(f"--set {item!r}: the value is not valid YAML ({e})")
+        try:
+            cfg.overrides = {**cfg.overrides, **flatten_overrides(pairs, "--set")}
+        except ValueError as e:
+            _fail(str(e))
     try:
         code = run_bench(
             cfg,

@@ -145,6 +145,9 @@ class BenchConfig(_Strict):
         default_factory=dict, description="full variant -> its ablations (a list: ablations of `tema`)"
     )
     tags: dict[str, TagSpec] = Field(default_factory=dict)
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="applied last, to every cell (`temarec bench --set`)"
+    )
     _source: Path | None = PrivateAttr(None)
 
     @property
@@ -180,6 +183,7 @@ class BenchConfig(_Strict):
         if len({self.dataset_key(d) for d in self.datasets}) != len(self.datasets):
             raise ValueError(f"datasets repeat: {self.datasets}")
         self.common = flatten_overrides(self.common, "common")
+        self.overrides = flatten_overrides(self.overrides, "overrides")
         for d, ov in list(self.dataset_overrides.items()):
             if d not in self.datasets:
                 raise ValueError(f"dataset_overrides: {d!r} is not in datasets {self.datasets}")
@@ -262,7 +266,7 @@ class BenchConfig(_Strict):
 
     def cell_overrides(self, dataset: str, variant: str) -> list[str]:
         """`--set` values of a cell (without dataset, model, seed and protocols, given as options)."""
-        merged = {**self.dataset_set(dataset), **self.variant_set(variant, dataset)}
+        merged = {**self.dataset_set(dataset), **self.variant_set(variant, dataset), **self.overrides}
         merged["train.threads"] = self.threads
         return [f"{k}={override_value(v)}" for k, v in merged.items()]
 

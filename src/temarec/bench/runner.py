@@ -100,15 +100,22 @@ class CellResult:
     message: str = ""
 
 
-def build_cells(cfg: BenchConfig, output: Path | None = None, only: str | None = None) -> list[Cell]:
+def _filters(only: str | list[str] | None) -> list[str]:
+    return [only] if isinstance(only, str) else list(only or [])
+
+
+def build_cells(
+    cfg: BenchConfig, output: Path | None = None, only: str | list[str] | None = None
+) -> list[Cell]:
     """Every cell of the grid in display order (dataset, variant, seed); `only` keeps the cells whose
-    `dataset/variant` contains that substring."""
+    `dataset/variant` contains that substring (or one of those substrings)."""
+    only = _filters(only)
     root = Path(output or cfg.output)
     cells = []
     for d in cfg.datasets:
         key = cfg.dataset_key(d)
         for v in cfg.variants:
-            if only and only not in f"{key}/{v}":
+            if only and not any(o in f"{key}/{v}" for o in only):
                 continue
             for s in cfg.variant_seeds(v):
                 cells.append(
@@ -500,7 +507,7 @@ def run_bench(
     dry_run: bool = False,
     only_report: bool = False,
     rerun_stale: bool = False,
-    only: str | None = None,
+    only: str | list[str] | None = None,
     label: str | None = None,
 ) -> int:
     """The `temarec bench` command: plan, run what is missing, write the reports. Returns the exit code
@@ -514,11 +521,13 @@ def run_bench(
     cfg = cfg.model_copy(update=update)
     label = label or (cfg.source.stem if cfg.source else "bench")
     every = build_cells(cfg)
-    cells = [c for c in every if not only or only in c.name]
+    only = _filters(only)
+    cells = [c for c in every if not only or any(o in c.name for o in only)]
     if not cells:
         names = sorted({f"{c.dataset_key}/{c.variant}" for c in every})
         say(
-            f"error: --filter {only!r} matches no cell; cells are named dataset/variant/seedN, "
+            f"error: --filter {' / '.join(map(repr, only))} matches no cell; "
+            "cells are named dataset/variant/seedN, "
             f"with dataset/variant in: {', '.join(names)}"
         )
         return 2
