@@ -10,6 +10,7 @@ from temarec.config import ModelConfig
 from temarec.data.ragged import Ragged
 from temarec.features.item_features import ItemFeatures
 from temarec.models import build_model
+from temarec.models.base import DotModel
 
 
 @pytest.fixture(scope="module")
@@ -271,3 +272,19 @@ def test_a_training_step_encodes_its_items_once(demo_ds, feats, negatives, monke
     if negatives == 0:  # the whole catalogue (and padding) was encoded in that one call
         assert calls[0] == info.n_items + 1
     assert model.items.id_emb.weight.grad is not None
+
+
+def test_the_step_table_gives_the_same_domain_vectors(demo_ds, feats):
+    """Inside `loss` the whole domain is read from the step's table; without dropout that must be
+    exactly the domain's own encoding (the full-softmax loss equals the one from uncached vectors)."""
+    info = demo_ds.info()
+    torch.manual_seed(0)
+    model = build_model(
+        info, ModelConfig(name="tema", hidden=16, layers=1, negatives="all"), 11, features=feats
+    )
+    model.eval()
+    window = _seq(demo_ds, length=12)
+    with torch.no_grad():
+        reference = DotModel.loss(model, window)  # item_vectors encodes each domain itself
+        via_table = model.loss(window)
+    torch.testing.assert_close(via_table, reference)

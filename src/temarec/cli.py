@@ -93,6 +93,11 @@ def data_import_amazon(
     typer.echo(f"wrote {out}: {ds.n_users:,} users, {ds.n_items:,} items")
 
 
+def _protocol_names(args: list[str]) -> list[str]:
+    """`--protocol` values, each of which may be a comma-separated list."""
+    return [p.strip() for arg in args for p in arg.split(",") if p.strip()]
+
+
 def _print_metrics(doc: dict) -> None:
     cols = ["HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR"]
     draw = "" if doc["protocol"] == "full" else f", candidates drawn with seed {doc['candidate_seed']}"
@@ -140,7 +145,7 @@ def train(
         if val is not None:
             overrides.append(f"{key}={val}")
     if protocol:
-        overrides.append("eval.protocols=[" + ",".join(p for arg in protocol for p in arg.split(",")) + "]")
+        overrides.append("eval.protocols=[" + ",".join(_protocol_names(protocol)) + "]")
     try:
         cfg = load_config(config, overrides)
         doc = run(cfg, output, progress=not quiet)
@@ -275,11 +280,10 @@ def evaluate(
     from temarec.data import DataFormatError, DatasetNotFoundError
     from temarec.training.run import evaluate_run
 
-    names = [p for arg in protocol for p in arg.split(",") if p]
     try:
         docs = evaluate_run(
             run_dir,
-            names,
+            _protocol_names(protocol),
             candidate_seed=candidate_seed,
             dataset=_load(dataset) if dataset else None,
             overwrite=overwrite,
@@ -375,10 +379,9 @@ def bench(
     ] = None,
 ) -> None:
     """Run a benchmark grid (finished cells are skipped) and write OUTPUT/<dataset>.json and .md."""
-    import yaml
-
     from temarec.bench.config import BenchConfigError, flatten_overrides, load_bench_config
     from temarec.bench.runner import run_bench
+    from temarec.config import parse_override
 
     if jobs is not None and jobs < 1:
         _fail("--jobs must be >= 1")
@@ -387,16 +390,8 @@ def bench(
     except BenchConfigError as e:
         _fail(str(e))
     if set_:
-        pairs = {}
-        for item in set_:
-            key, eq, value = item.partition("=")
-            if not eq or not key.strip():
-                _fail(f"--set {item!r}: expected section.key=value")
-            try:
-                pairs[key.strip()] = yaml.safe_load(value)
-            except yaml.YAMLError as e:
-                _fail(f"--set {item!r}: the value is not valid YAML ({e})")
         try:
+            pairs = dict(parse_override(item) for item in set_)
             cfg.overrides = {**cfg.overrides, **flatten_overrides(pairs, "--set")}
         except ValueError as e:
             _fail(str(e))

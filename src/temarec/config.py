@@ -144,6 +144,17 @@ class RunConfig(_Strict):
     eval: EvalConfig = EvalConfig()
 
 
+def parse_override(item: str) -> tuple[str, object]:
+    """`section.key=value` -> (`section.key`, value parsed as YAML: a scalar or a flow list/mapping)."""
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"override {item!r} must look like section.key=value")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as e:
+        raise ValueError(f"override {item!r}: the value is not valid YAML ({e})") from None
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """YAML file (optional) then `a.b=value` overrides; values are parsed as YAML scalars/lists."""
     raw: dict = {}
@@ -153,12 +164,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: a config file must be a mapping of sections")
     for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"override {item!r} must look like section.key=value")
+        key, value = parse_override(item)
         node = raw
-        parts = key.strip().split(".")
+        parts = key.split(".")
         for p in parts[:-1]:
             node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(value)
+        node[parts[-1]] = value
     return RunConfig.model_validate(raw)

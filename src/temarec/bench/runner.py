@@ -235,40 +235,37 @@ def stored_data_fingerprint(cell: Cell) -> str | None:
         return None
 
 
-def _data_fingerprints(cells: list[Cell]) -> dict[tuple[str, int], str | None]:
-    """Current fingerprint of each dataset the cells ran on (None where it cannot be loaded here)."""
+def current_data_fingerprint(dataset: str, demo_seed: int) -> str | None:
+    """The dataset's fingerprint now (None where it cannot be loaded here)."""
     from temarec.data.registry import load_dataset
 
-    out: dict[tuple[str, int], str | None] = {}
-    for c in cells:
-        key = (c.dataset, c.run_config.data.demo_seed)
-        if key not in out:
-            try:
-                out[key] = (
-                    None
-                    if dataset_problem(c.dataset)
-                    else load_dataset(key[0], demo_seed=key[1]).fingerprint()
-                )
-            except Exception:  # noqa: BLE001 - an unreadable dataset: the cells cannot be checked, keep them
-                out[key] = None
-    return out
+    if dataset_problem(dataset):
+        return None
+    try:
+        return load_dataset(dataset, demo_seed=demo_seed).fingerprint()
+    except Exception:  # noqa: BLE001 - an unreadable dataset: its cells cannot be checked, keep them
+        return None
 
 
-def plan(cells: list[Cell]) -> list[CellStatus]:
+def plan(cells: list[Cell], fingerprints: dict | None = None) -> list[CellStatus]:
     """States of `cells`; cells that would run but cannot (absent dataset, unknown model) become `skip`.
 
     A finished cell whose data changed since it ran (the fingerprint stored in its `metrics.json` is not
     the dataset's now) is `stale`, as is one whose config changed: its numbers are not this data's.
+    `fingerprints` memoises the datasets' fingerprints across calls (`run_bench` plans twice).
     """
+    fingerprints = {} if fingerprints is None else fingerprints
     problems: dict[str, str | None] = {}
     out = []
-    stored = {c.name: stored_data_fingerprint(c) for c in cells}
-    now = _data_fingerprints([c for c in cells if stored[c.name]])
     for c in cells:
         st = cell_status(c)
-        fp = now.get((c.dataset, c.run_config.data.demo_seed))
-        if st.state == "done" and stored[c.name] and fp and fp != stored[c.name]:
-            diff = f"data: fingerprint {stored[c.name]} -> {fp} (the dataset changed since this run)"
+        stored = stored_data_fingerprint(c) if st.state == "done" else None
+        key = (c.dataset, c.run_config.data.demo_seed)
+        if stored and key not in fingerprints:
+            fingerprints[key] = current_data_fingerprint(*key)
+        fp = stored and fingerprints[key]
+        if fp and fp != stored:
+            diff = f"data: fingerprint {stored} -> {fp} (the dataset changed since this run)"
             st = CellStatus(c, "stale", diff, [diff])
         if st.state in ("todo", "partial"):
             if c.dataset not in problems:
@@ -531,7 +528,8 @@ def run_bench(
             f"with dataset/variant in: {', '.join(names)}"
         )
         return 2
-    statuses = plan(cells)
+    fingerprints: dict = {}
+    statuses = plan(cells, fingerprints)
     say(
         f"bench {label}: {len({c.dataset for c in cells})} dataset(s) x {len({c.variant for c in cells})} "
         f"variant(s) -> {len(cells)} cells in {cfg.output} (jobs {cfg.jobs}, threads {cfg.threads}); "
@@ -584,7 +582,7 @@ def run_bench(
     from temarec.bench.report import write_report
 
     for key in dict.fromkeys(c.dataset_key for c in cells):
-        ds_statuses = plan([c for c in every if c.dataset_key == key])
+        ds_statuses = plan([c for c in every if c.dataset_key == key], fingerprints)
         if not any(st.state == "done" for st in ds_statuses):
             say(f"{key}: no finished run yet, no report")
             continue

@@ -298,9 +298,11 @@ class TEMA(DotModel):
 
     def item_vectors(self, domain: int) -> torch.Tensor:
         sl = self.info.domain_slice(domain)
+        if self._table is not None:  # inside `loss`: the whole domain is a contiguous run of the sorted table
+            uniq, vec = self._table
+            start = int(torch.searchsorted(uniq, torch.tensor(sl.start, device=uniq.device)))
+            return vec[start : start + sl.stop - sl.start]
         ids = torch.arange(sl.start, sl.stop, device=self.empty.device)
-        if self._table is not None:  # inside `loss`: the step's own encoding of the whole domain
-            return self.embed(ids)
         if self.training:
             self._cache.clear()
         elif domain in self._cache:

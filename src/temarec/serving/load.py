@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from temarec.config import RunConfig
 from temarec.data.dataset import CDDataset
 from temarec.data.registry import load_dataset
-from temarec.data.splits import get_split
+from temarec.data.splits import Split, get_split
 from temarec.features.item_features import ItemFeatures
 from temarec.models import build_model
 from temarec.models.base import RecModel
@@ -37,6 +37,7 @@ class LoadedRun:
     path: Path
     cfg: RunConfig
     ds: CDDataset
+    split: Split  # the run's split: its training part fitted the model's statistics
     model: RecModel
     features: ItemFeatures | None
 
@@ -111,4 +112,4 @@ def load_run(path: str | Path, dataset: CDDataset | None = None, progress: bool 
                 f"{ds.name!r} (another catalogue or temarec version?): {first}"
             ) from None
     model.eval()
-    return LoadedRun(path, cfg, ds, model, features)
+    return LoadedRun(path, cfg, ds, split, model, features)

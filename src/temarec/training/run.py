@@ -242,12 +242,11 @@ def evaluate_and_record(
             "code": code,
             **(extra or {}),
         }
-    targets = {p: files(p) for p in docs}
-    for p in sorted(docs, key=lambda p: targets[p] is not None and targets[p][0].name == "metrics.json"):
-        if targets[p] is not None:
-            metrics, rank_file = targets[p]
-            _save_ranks(rank_file, *ranks[p])
-            _write_json(metrics, docs[p])
+    targets = [(p, t) for p in docs if (t := files(p)) is not None]
+    targets.sort(key=lambda pt: pt[1][0].name == "metrics.json")  # False first: metrics.json last
+    for p, (metrics, rank_file) in targets:
+        _save_ranks(rank_file, *ranks[p])
+        _write_json(metrics, docs[p])
     return docs
 
 
@@ -279,7 +278,7 @@ def evaluate_run(
     ecfg = cfg.model_copy(
         update={"eval": cfg.eval.model_copy(update={"protocols": names, "candidate_seed": seed})}
     )
-    split = get_split(loaded.ds, cfg.data.split)
+    split = loaded.split
     valid_eval = build_evaluators(loaded.ds, split, ecfg, "valid")
     test_eval = build_evaluators(loaded.ds, split, ecfg, "test")
     own = path / "metrics.json"
