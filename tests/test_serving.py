@@ -173,3 +173,28 @@ def test_http_api(served, demo_ds, monkeypatch):
     assert client.get(f"/recommend/{user}", params={"k": 0}).status_code == 422
     assert client.post("/recommend", json={"users": []}).status_code == 422
     assert client.post("/recommend", json={"users": users, "k": 10**6}).status_code == 422
+
+
+def test_http_api_key(served, demo_ds, monkeypatch):
+    pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
+    from fastapi.testclient import TestClient
+
+    from temarec.serving.api import create_app
+
+    out, art = served
+    monkeypatch.setenv("TEMAREC_ARTIFACTS", str(art))
+    loaded = load_run(out, dataset=demo_ds)
+    client = TestClient(create_app(loaded, api_key="s3cret"))
+    user = str(demo_ds.user_keys[2])
+    assert client.get("/health").status_code == 200  # open for load balancers
+    denied = client.get(f"/recommend/{user}")
+    assert denied.status_code == 401 and "API key" in denied.json()["detail"]
+    assert denied.headers["www-authenticate"] == "Bearer"
+    assert client.get(f"/recommend/{user}", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.post("/recommend", json={"users": [user]}).status_code == 401
+    ok = client.get(f"/recommend/{user}", params={"k": 2}, headers={"Authorization": "Bearer s3cret"})
+    assert ok.status_code == 200 and len(ok.json()) == len(demo_ds.domains)
+    also = client.post("/recommend", json={"users": [user], "k": 2}, headers={"X-API-Key": "s3cret"})
+    assert also.status_code == 200 and also.json() == ok.json()
+    with pytest.raises(ValueError, match="empty"):
+        create_app(loaded, api_key=" ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -335,6 +336,13 @@ def serve(
     dataset: Annotated[
         str | None, typer.Option(help="dataset name or folder, if not the one in the run's config.json")
     ] = None,
+    api_key_env: Annotated[
+        str,
+        typer.Option(
+            help="environment variable holding the API key; when it is set, /recommend needs "
+            "'Authorization: Bearer <key>' (a key on the command line would show in the process list)"
+        ),
+    ] = "TEMAREC_API_KEY",
 ) -> None:
     """Serve explained recommendations over HTTP: GET /recommend/{user}, POST /recommend, GET /health."""
     try:
@@ -343,11 +351,19 @@ def serve(
         from temarec.serving.api import create_app
     except ImportError as e:
         _fail(f"serving needs FastAPI and uvicorn ({e.name} is missing): pip install 'temarec[serve]'")
+    key = os.environ.get(api_key_env, "").strip() or None
     served = _load_served(run_dir, dataset, progress=True)
     typer.echo(
-        f"serving {served.cfg.model.name} on {served.ds.name} from {run_dir}: http://{host}:{port}/docs"
+        f"serving {served.cfg.model.name} on {served.ds.name} from {run_dir}: http://{host}:{port}/docs "
+        + (f"(API key from ${api_key_env})" if key else f"(no API key: ${api_key_env} is not set)")
     )
-    uvicorn.run(create_app(served), host=host, port=port)
+    if key is None and host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(
+            f"warning: listening on {host} without an API key; anyone who can reach it can query it "
+            f"(set ${api_key_env})",
+            err=True,
+        )
+    uvicorn.run(create_app(served, api_key=key), host=host, port=port)
 
 
 @app.command()

@@ -3,13 +3,18 @@
 `temarec serve RUN` starts it with uvicorn; `create_app(load_run(RUN))` gives the app for any ASGI server
 or for tests. The model is loaded once at start; requests only rank (the item vectors of each domain are
 computed once and reused by the models that cache them).
+
+With an `api_key`, the recommendation endpoints want `Authorization: Bearer <key>` (or `X-API-Key: <key>`)
+and answer 401 without it; `/health` stays open for load balancers. Rate limiting and TLS belong to the
+reverse proxy in front.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, Header, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from temarec import __version__
@@ -46,14 +51,41 @@ class BatchRequest(BaseModel):
     tags: int = Field(3, ge=0, le=20)
 
 
-def create_app(run: LoadedRun) -> FastAPI:
-    """A FastAPI app over one loaded run."""
+def _key_check(api_key: str | None):
+    """A dependency that lets a request through only with the key (none: everything passes)."""
+    expected = api_key.encode() if api_key else None
+
+    def check(
+        authorization: Annotated[str | None, Header()] = None,
+        x_api_key: Annotated[str | None, Header()] = None,
+    ) -> None:
+        if expected is None:
+            return
+        given = x_api_key
+        if authorization and authorization[:7].lower() == "bearer ":
+            given = authorization[7:].strip()
+        # compare_digest: the time taken does not tell how much of a guess was right
+        if given is None or not secrets.compare_digest(given.encode(), expected):
+            raise HTTPException(
+                401,
+                "missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    return check
+
+
+def create_app(run: LoadedRun, api_key: str | None = None) -> FastAPI:
+    """A FastAPI app over one loaded run; with `api_key`, recommendations need that key."""
     ds = run.ds
+    if api_key is not None and not api_key.strip():
+        raise ValueError("api_key is empty; pass None to serve without a key")
     app = FastAPI(
         title="temarec",
         version=__version__,
         description=f"{run.cfg.model.name} trained on {ds.name} ({' + '.join(ds.domains)}), run {run.path}",
     )
+    guarded = [Depends(_key_check(api_key))]
 
     def answer(user_keys: list[str], k: int, domains: list[str] | None, tags: int) -> list[dict]:
         try:
@@ -77,7 +109,7 @@ def create_app(run: LoadedRun) -> FastAPI:
             "run": str(run.path),
         }
 
-    @app.get("/recommend/{user}", response_model=list[Recommendations])
+    @app.get("/recommend/{user}", response_model=list[Recommendations], dependencies=guarded)
     def recommend_one(
         user: str,
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
@@ -87,7 +119,7 @@ def create_app(run: LoadedRun) -> FastAPI:
         """Top-k next items of one user in each domain (or the `domain`s asked), with linking tags."""
         return answer([user], k, domain, tags)
 
-    @app.post("/recommend", response_model=list[Recommendations])
+    @app.post("/recommend", response_model=list[Recommendations], dependencies=guarded)
     def recommend_many(req: BatchRequest) -> list[dict]:
         """The same for several users at once (ranked in one batch)."""
         return answer(req.users, req.k, req.domains, req.tags)
