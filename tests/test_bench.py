@@ -277,6 +277,44 @@ def test_a_cell_run_on_other_data_is_stale(tmp_path):
     assert "dataset changed" in st["demo/sasrec/seed0"].detail and now in st["demo/sasrec/seed0"].detail
 
 
+def test_a_cell_run_on_other_tags_is_stale(tmp_path, monkeypatch):
+    """A finished cell whose stored tag-vocabulary fingerprint is not that of the vocabulary its
+    `features.tags` names now (re-tagged, or removed) is stale; cells that stored none are not judged."""
+    from temarec.data.registry import load_dataset
+    from temarec.features.build import tag_vocab_fingerprint
+
+    monkeypatch.setenv("TEMAREC_ARTIFACTS", str(tmp_path / "art"))
+    cfg, cells = _cells(tmp_path)
+    dom = np.repeat([0, 1], 20)
+    ranks = {p: np.arange(1, 41, dtype=float) for p in cfg.protocols}
+    for c in cells.values():
+        _fake_run(c, ranks, dom)
+    name = load_dataset("demo", demo_seed=cells["demo/pop/seed0"].run_config.data.demo_seed).name
+    folder = tmp_path / "art" / "tags" / name / "keyphrase"
+    folder.mkdir(parents=True)
+    (folder / "vocab.json").write_text('{"tags": ["salty"]}')
+    before = tag_vocab_fingerprint(folder)
+
+    def store(cell: str, fp: str) -> None:
+        f = cells[cell].dir / "metrics.json"
+        f.write_text(json.dumps(json.loads(f.read_text()) | {"features": {"tags": {"fingerprint": fp}}}))
+
+    store("demo/sasrec/seed0", before)
+    store("demo/sasrec/seed1", before)
+    assert all(s.state == "done" for s in plan(list(cells.values())))
+    (folder / "vocab.json").write_text('{"tags": ["salty", "sweet"]}')  # re-tagged into the same folder
+    store("demo/sasrec/seed1", tag_vocab_fingerprint(folder))
+    st = {s.cell.name: s for s in plan(list(cells.values()))}
+    assert (
+        st["demo/sasrec/seed0"].state == "stale"
+        and "tags: fingerprint " + before in st["demo/sasrec/seed0"].detail
+    )
+    assert st["demo/sasrec/seed1"].state == "done" and st["demo/pop/seed0"].state == "done"
+    (folder / "vocab.json").unlink()  # the vocabulary is gone: the numbers are not reproducible from here
+    st = {s.cell.name: s for s in plan(list(cells.values()))}
+    assert st["demo/sasrec/seed1"].state == "stale" and "-> none" in st["demo/sasrec/seed1"].detail
+
+
 def test_unregistered_model_is_skipped_not_run(tmp_path):
     _, cells = _cells(tmp_path, variants={"c2dsr-x": {"model": "not-a-model-yet", "baseline": True}})
     st = plan(list(cells.values()))

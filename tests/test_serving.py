@@ -198,3 +198,13 @@ def test_http_api_key(served, demo_ds, monkeypatch):
     assert also.status_code == 200 and also.json() == ok.json()
     with pytest.raises(ValueError, match="empty"):
         create_app(loaded, api_key=" ")
+
+
+def test_a_tag_reading_run_records_its_vocabulary_fingerprint(served):
+    from temarec.features.build import tag_vocab_fingerprint
+
+    out, art = served
+    doc = json.loads((out / "metrics.json").read_text())
+    folders = list((art / "tags").glob("*/*/vocab.json"))
+    assert len(folders) == 1
+    assert doc["features"]["tags"]["fingerprint"] == tag_vocab_fingerprint(folders[0].parent)

@@ -122,6 +122,21 @@ def test_resume_refuses_other_configuration(tmp_path, demo_ds):
         run(_cfg(epochs=1, lr=0.01), tmp_path, progress=False, dataset=demo_ds)
 
 
+def test_resume_refuses_a_checkpoint_trained_on_other_tags(tmp_path, demo_ds):
+    """The checkpoint carries the tag vocabulary's fingerprint; one from before it did resumes as before."""
+    run(_cfg(epochs=1), tmp_path, progress=False, dataset=demo_ds)
+    (tmp_path / "metrics.json").unlink()
+    state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    assert state["tags_fingerprint"] == ""  # sasrec reads no tags
+    state["tags_fingerprint"] = "0123456789abcdef"
+    torch.save(state, tmp_path / CHECKPOINT)
+    with pytest.raises(RuntimeError, match="another tag vocabulary.*0123456789abcdef"):
+        run(_cfg(epochs=1), tmp_path, progress=False, dataset=demo_ds)
+    del state["tags_fingerprint"]
+    torch.save(state, tmp_path / CHECKPOINT)
+    assert run(_cfg(epochs=1), tmp_path, progress=False, dataset=demo_ds)["training"]["epochs"] == 1
+
+
 def test_resume_refuses_checkpoint_of_another_model_layout(tmp_path, demo_ds):
     """Same configuration, other parameters (an older temarec version): a clear error, nothing overwritten."""
     run(_cfg(epochs=2), tmp_path, progress=False, dataset=demo_ds)

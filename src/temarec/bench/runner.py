@@ -227,46 +227,95 @@ def dataset_problem(dataset: str) -> str | None:
     return None
 
 
+def _stored_metrics(cell: Cell) -> dict:
+    """A finished cell's `metrics.json` ({} where unreadable)."""
+    try:
+        doc = json.loads((cell.dir / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
 def stored_data_fingerprint(cell: Cell) -> str | None:
     """The fingerprint of the data a finished cell ran on (None for runs written before it was stored)."""
-    try:
-        return json.loads((cell.dir / "metrics.json").read_text(encoding="utf-8")).get("data_fingerprint")
-    except (OSError, ValueError):
-        return None
+    return _stored_metrics(cell).get("data_fingerprint")
 
 
-def current_data_fingerprint(dataset: str, demo_seed: int) -> str | None:
-    """The dataset's fingerprint now (None where it cannot be loaded here)."""
+def stored_tags_fingerprint(cell: Cell) -> str | None:
+    """The fingerprint of the tag vocabulary a finished cell read (None: no tags, or written before)."""
+    feats = _stored_metrics(cell).get("features")
+    tags = feats.get("tags") if isinstance(feats, dict) else None
+    return tags.get("fingerprint") if isinstance(tags, dict) else None
+
+
+def current_data_fingerprint(dataset: str, demo_seed: int) -> tuple[str, str] | None:
+    """The dataset's (fingerprint, name) now (None where it cannot be loaded here)."""
     from temarec.data.registry import load_dataset
 
     if dataset_problem(dataset):
         return None
     try:
-        return load_dataset(dataset, demo_seed=demo_seed).fingerprint()
+        ds = load_dataset(dataset, demo_seed=demo_seed)
     except Exception:  # noqa: BLE001 - an unreadable dataset: its cells cannot be checked, keep them
         return None
+    return ds.fingerprint(), ds.name
+
+
+def current_tags_fingerprint(dataset_name: str, tags: str | None) -> str | None:
+    """The fingerprint of the vocabulary `features.tags` names now; None where none resolves."""
+    from temarec.features.build import resolve_tag_source, tag_vocab_fingerprint
+
+    try:
+        folder = resolve_tag_source(dataset_name, tags)
+        return None if folder is None else tag_vocab_fingerprint(folder)
+    except (ValueError, OSError):
+        return None
+
+
+def _content_changes(c: Cell, memo: dict) -> list[str]:
+    """What changed in a finished cell's inputs since it ran: its dataset, its tag vocabulary. Cells
+    written before these were stored are not judged; `memo` keeps what was loaded for the next cell."""
+    stored_data, stored_tags = stored_data_fingerprint(c), stored_tags_fingerprint(c)
+    if not (stored_data or stored_tags):
+        return []
+    key = (c.dataset, c.run_config.data.demo_seed)
+    if key not in memo:
+        memo[key] = current_data_fingerprint(*key)
+    if memo[key] is None:
+        return []
+    data_fp, name = memo[key]
+    out = []
+    if stored_data and data_fp != stored_data:
+        out.append(f"data: fingerprint {stored_data} -> {data_fp} (the dataset changed since this run)")
+    if stored_tags:
+        tkey = (name, c.run_config.features.tags)
+        if tkey not in memo:
+            memo[tkey] = current_tags_fingerprint(*tkey)
+        now = memo[tkey]
+        if now != stored_tags:
+            out.append(
+                f"tags: fingerprint {stored_tags} -> {now or 'none'} (features.tags="
+                f"{c.run_config.features.tags!r} names other tags than this run read)"
+            )
+    return out
 
 
 def plan(cells: list[Cell], fingerprints: dict | None = None) -> list[CellStatus]:
     """States of `cells`; cells that would run but cannot (absent dataset, unknown model) become `skip`.
 
-    A finished cell whose data changed since it ran (the fingerprint stored in its `metrics.json` is not
-    the dataset's now) is `stale`, as is one whose config changed: its numbers are not this data's.
-    `fingerprints` memoises the datasets' fingerprints across calls (`run_bench` plans twice).
+    A finished cell whose inputs changed since it ran (the data or tag-vocabulary fingerprint stored in its
+    `metrics.json` is not what the dataset or `features.tags` gives now) is `stale`, as is one whose
+    config changed: its numbers are not this data's. `fingerprints` memoises what was loaded to tell,
+    across calls (`run_bench` plans twice).
     """
     fingerprints = {} if fingerprints is None else fingerprints
     problems: dict[str, str | None] = {}
     out = []
     for c in cells:
         st = cell_status(c)
-        stored = stored_data_fingerprint(c) if st.state == "done" else None
-        key = (c.dataset, c.run_config.data.demo_seed)
-        if stored and key not in fingerprints:
-            fingerprints[key] = current_data_fingerprint(*key)
-        fp = stored and fingerprints[key]
-        if fp and fp != stored:
-            diff = f"data: fingerprint {stored} -> {fp} (the dataset changed since this run)"
-            st = CellStatus(c, "stale", diff, [diff])
+        changes = _content_changes(c, fingerprints) if st.state == "done" else []
+        if changes:
+            st = CellStatus(c, "stale", "; ".join(changes), changes)
         if st.state in ("todo", "partial"):
             if c.dataset not in problems:
                 problems[c.dataset] = dataset_problem(c.dataset)

@@ -326,6 +326,13 @@ def resolve_tag_source(dataset_name: str, spec: str | None) -> Path | None:
     )
 
 
+def tag_vocab_fingerprint(folder: Path) -> str:
+    """A short content hash of a tag vocabulary: of its `vocab.json`, which holds the tags and the sha256
+    of `arrays.npz`, so re-tagging into the same folder gives another fingerprint (checked by resumes and
+    by the bench, which would otherwise reuse numbers made with the old tags)."""
+    return hashlib.sha256((Path(folder) / "vocab.json").read_bytes()).hexdigest()[:16]
+
+
 # ---- assembly ----------------------------------------------------------------------------------------
 @dataclass
 class FeatureReport:
@@ -458,6 +465,7 @@ def _tag_features(
         tag_text=vecs,
         tag_count=vocab.counts.sum(1).astype(np.int64),
         tag_names=names,
+        tag_fingerprint=tag_vocab_fingerprint(folder),
     )
 
 

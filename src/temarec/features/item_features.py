@@ -24,6 +24,7 @@ class ItemFeatures:
     tag_count: np.ndarray | None = None  # int64 [V] number of items carrying each tag (for idf)
     tag_names: list[str] | None = None  # [V]
     source: str = ""  # what made them (encoder identity, tag source), for logs and cache keys
+    tag_fingerprint: str | None = None  # content hash of the tag vocabulary (see `tag_vocab_fingerprint`)
 
     def __post_init__(self) -> None:
         n = self.n_items + 1
@@ -77,4 +78,6 @@ class ItemFeatures:
                 "items_with_tags": int((per > 0).sum()),
                 "tags_per_item": round(float(per[1:].mean()), 2),
             }
+            if self.tag_fingerprint:
+                out["tags"]["fingerprint"] = self.tag_fingerprint
         return out

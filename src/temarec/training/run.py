@@ -145,6 +145,7 @@ def run(cfg: RunConfig, output: Path, progress: bool = True, dataset=None) -> di
             cfg.data.max_len,
             config_fingerprint=fingerprint,
             progress=progress,
+            tags_fingerprint=features.tag_fingerprint if features is not None else None,
         )
         fit_info = trainer.fit()
     docs = evaluate_and_record(

@@ -66,11 +66,13 @@ class Trainer:
         max_len: int,
         config_fingerprint: str = "",
         progress: bool = True,
+        tags_fingerprint: str | None = None,
     ):
         self.model, self.validate, self.cfg = model, validate, cfg
         self.out_dir = Path(out_dir)
         self.max_len = max_len
         self.fingerprint = config_fingerprint
+        self.tags_fingerprint = tags_fingerprint
         self.progress = progress
         rows = np.flatnonzero(train.lengths >= 2)  # a sequence of one item has no next-item target
         self.windows = torch.from_numpy(train.take(rows).padded(max_len + 1))
@@ -94,6 +96,7 @@ class Trainer:
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "fingerprint": self.fingerprint,
+            "tags_fingerprint": self.tags_fingerprint or "",
             "history": json.dumps(self.history),
         }
         atomic_write(self.out_dir / CHECKPOINT, lambda tmp: torch.save(state, tmp))
@@ -107,6 +110,13 @@ class Trainer:
             raise RuntimeError(
                 f"{path} was written by a run with another configuration; use a new --output folder "
                 "or remove the checkpoint"
+            )
+        stored_tags = state.get("tags_fingerprint") or None  # absent: written before tags were hashed
+        if stored_tags is not None and stored_tags != self.tags_fingerprint:
+            raise RuntimeError(
+                f"{path} was trained on another tag vocabulary ({stored_tags}, now "
+                f"{self.tags_fingerprint or 'none'}: re-tagged since?); use a new --output folder or "
+                "remove the checkpoint"
             )
         try:
             self.model.load_state_dict(state["model"])
