@@ -113,6 +113,8 @@ def main(paths: list[str]) -> None:
     if missing:
         print(f"\nNot run yet: {', '.join(missing)}.")
     for proto in ("full", "uni999"):
+        if not any(len(d["results"].get(proto, {}).get("ablations", {}).get(MODEL, {})) > 1 for d in docs):
+            continue  # a grid without ablations (results/full-softmax): no empty table
         print(
             f"\n**Ablations, {proto}**: relative difference of each ablation's mean to tema's (test, mean "
             "over seeds); ▲/▼: both paired per-user tests (t-test, Wilcoxon) at p < 0.05, "

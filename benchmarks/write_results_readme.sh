@@ -139,6 +139,20 @@ ABXI.
 MD
   python benchmarks/abxi_compare.py results/amazon-food-kitchen
   if [[ -f results/abxi-gap.md ]]; then echo; cat results/abxi-gap.md; fi
+  if [[ -f results/full-softmax/amazon-food-kitchen.json ]]; then
+    echo
+    echo "## amazon-food-kitchen under the full softmax (a second recipe)"
+    echo
+    cat benchmarks/results_readme_full_softmax.md
+    echo
+    python benchmarks/headline.py results/full-softmax/amazon-food-kitchen.json
+    echo
+    echo "Under ABXI's protocol (\`uni999\`, test, mean of the seeds; in brackets the gap to ABXI):"
+    echo
+    python benchmarks/abxi_compare.py results/full-softmax/amazon-food-kitchen
+    echo
+    echo "Full report, with every model, runs and figures: [full-softmax/amazon-food-kitchen.md](full-softmax/amazon-food-kitchen.md)."
+  fi
   echo
   cat <<'MD'
 ## Do the tags help rare items? (issue 5)
