@@ -32,6 +32,9 @@ def test_interface(demo_ds, name, negatives):
         torch.testing.assert_close(
             model.score_candidates(seq, d, cands), all_scores.gather(1, cands - info.domain_offset[d])
         )
+    # serving's every-domain path (one encoding of the history where the model allows) gives the same
+    for d, scores in zip((1, 0), model.score_all_domains(seq, [1, 0]), strict=True):
+        torch.testing.assert_close(scores, model.score_all(seq, d))
 
 
 def test_domain_subsequence_keeps_order():

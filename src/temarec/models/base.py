@@ -43,6 +43,11 @@ class RecModel(nn.Module):
         """`[B, n_domain]` scores of every item of `domain` (local order)."""
         raise NotImplementedError
 
+    def score_all_domains(self, seq: torch.Tensor, domains: list[int]) -> list[torch.Tensor]:
+        """`score_all` of each of `domains` for the same sequences (serving asks for every domain at
+        once; models whose domains share an encoder override it to encode the history once)."""
+        return [self.score_all(seq, d) for d in domains]
+
     def score_candidates(self, seq: torch.Tensor, domain: int, candidates: torch.Tensor) -> torch.Tensor:
         """`[B, C]` scores of the given global item ids (all from `domain`)."""
         local = candidates - self.info.domain_offset[domain]
@@ -96,6 +101,15 @@ class DotModel(RecModel):
 
     def score_all(self, seq: torch.Tensor, domain: int) -> torch.Tensor:
         return self.user_state(seq, domain) @ self.item_vectors(domain).T
+
+    def score_all_domains(self, seq: torch.Tensor, domains: list[int]) -> list[torch.Tensor]:
+        """One pass of `hidden` for every domain's scores, unless a subclass changed how a domain's
+        user state or scores are made (then the per-domain path, which is what it defines)."""
+        cls = type(self)
+        if cls.user_state is not DotModel.user_state or cls.score_all is not DotModel.score_all:
+            return super().score_all_domains(seq, domains)
+        last = self.hidden(seq)[:, -1]
+        return [self.head(last, d) @ self.item_vectors(d).T for d in domains]
 
     def score_candidates(self, seq: torch.Tensor, domain: int, candidates: torch.Tensor) -> torch.Tensor:
         u = self.user_state(seq, domain)

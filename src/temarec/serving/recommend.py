@@ -16,20 +16,32 @@ if TYPE_CHECKING:
 
 
 @torch.no_grad()
-def recommend(
-    model: RecModel, ds: CDDataset, users: np.ndarray, domain: int, k: int = 10, max_len: int = 50
-) -> tuple[np.ndarray, np.ndarray]:
-    """`[n, k]` global item ids and scores for each user's next item in `domain` (history excluded)."""
+def recommend_domains(
+    model: RecModel, ds: CDDataset, users: np.ndarray, domains: list[int], k: int = 10, max_len: int = 50
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per domain of `domains`, `[n, k]` global item ids and scores of each user's next item there
+    (history excluded); the history is encoded once for all of them where the model allows it."""
     model.eval()
     info = ds.info()
     hist = ds.sequences.take(np.asarray(users))
     seq = torch.from_numpy(hist.padded(max_len))
-    scores = model.score_all(seq, domain).float().clone()
     r, v = hist.row_ids(), hist.values
-    keep = info.item_domain[v] == domain
-    scores[torch.from_numpy(r[keep]), torch.from_numpy(v[keep] - info.domain_offset[domain])] = float("-inf")
-    top = scores.topk(min(k, scores.shape[1]), dim=1)
-    return top.indices.numpy() + info.domain_offset[domain], top.values.numpy()
+    out = []
+    for domain, scores in zip(domains, model.score_all_domains(seq, list(domains)), strict=True):
+        scores = scores.float().clone()
+        keep = info.item_domain[v] == domain
+        local = v[keep] - info.domain_offset[domain]
+        scores[torch.from_numpy(r[keep]), torch.from_numpy(local)] = float("-inf")
+        top = scores.topk(min(k, scores.shape[1]), dim=1)
+        out.append((top.indices.numpy() + info.domain_offset[domain], top.values.numpy()))
+    return out
+
+
+def recommend(
+    model: RecModel, ds: CDDataset, users: np.ndarray, domain: int, k: int = 10, max_len: int = 50
+) -> tuple[np.ndarray, np.ndarray]:
+    """`[n, k]` global item ids and scores for each user's next item in `domain` (history excluded)."""
+    return recommend_domains(model, ds, users, [domain], k=k, max_len=max_len)[0]
 
 
 class UnknownUserError(ValueError):
@@ -69,9 +81,10 @@ def explained_recommendations(
     users = np.asarray([run.user_index[str(u)] for u in user_keys], dtype=np.int64)
     keys, titles = run.item_keys, run.item_titles
     out = {}
-    for name in names:
-        d = ds.domains.index(name)
-        ids, scores = recommend(run.model, ds, users, d, k=k, max_len=run.cfg.data.max_len)
+    ranked = recommend_domains(
+        run.model, ds, users, [ds.domains.index(n) for n in names], k=k, max_len=run.cfg.data.max_len
+    )
+    for name, (ids, scores) in zip(names, ranked, strict=True):
         for row, u in enumerate(users):
             n = int(np.isfinite(scores[row]).sum())  # fewer than k left when the history covers the rest
             top = ids[row, :n]
