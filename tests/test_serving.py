@@ -115,6 +115,18 @@ def test_recommend_cli_with_a_pop_run(tmp_path):
     assert text.exit_code == 0 and f"user {user}: latest items" in text.output
     bad = runner.invoke(app, ["recommend", str(tmp_path), "--user", "nobody"])
     assert bad.exit_code == 2 and "unknown user key" in bad.output
+    # a history sent instead of a user: keys from the dataset, comma-separated
+    keys = ds.items["key"].astype(str).tolist()
+    res = runner.invoke(app, ["recommend", str(tmp_path), "--history", f"{keys[0]},{keys[5]}", "--json"])
+    assert res.exit_code == 0, res.output
+    recs = json.loads(res.output)
+    assert [(r["history"], r["domain"]) for r in recs] == [(0, d) for d in ds.domains]
+    assert all(keys[0] not in [it["item"] for it in r["items"]] for r in recs)
+    text = runner.invoke(app, ["recommend", str(tmp_path), "--history", keys[0], "--k", "2"])
+    assert text.exit_code == 0 and "history 1: latest items" in text.output, text.output
+    bad = runner.invoke(app, ["recommend", str(tmp_path), "--history", f"{keys[0]},no-such-item"])
+    assert bad.exit_code == 2 and "no-such-item" in bad.output
+    assert runner.invoke(app, ["recommend", str(tmp_path)]).exit_code == 2
 
 
 def test_bad_run_folders_are_clear_errors(served, demo_ds, tmp_path, monkeypatch):
@@ -208,3 +220,41 @@ def test_a_tag_reading_run_records_its_vocabulary_fingerprint(served):
     folders = list((art / "tags").glob("*/*/vocab.json"))
     assert len(folders) == 1
     assert doc["features"]["tags"]["fingerprint"] == tag_vocab_fingerprint(folders[0].parent)
+
+
+def test_recommendations_for_sent_histories(served, demo_ds, monkeypatch):
+    """A history sent by the caller is ranked as the same history of a dataset user would be."""
+    from temarec.serving.recommend import (
+        UnknownItemError,
+        explained_recommendations_for_histories,
+    )
+
+    out, art = served
+    monkeypatch.setenv("TEMAREC_ARTIFACTS", str(art))
+    loaded = load_run(out, dataset=demo_ds)
+    users = [str(demo_ds.user_keys[i]) for i in (2, 7)]
+    histories = [loaded.item_keys[demo_ds.sequences.row(loaded.user_index[u])].tolist() for u in users]
+    by_user = explained_recommendations(loaded, users, k=5)
+    sent = explained_recommendations_for_histories(loaded, histories + [[]], k=5)
+    assert [r["history"] for r in sent] == [0, 0, 1, 1, 2, 2]
+    for a, b in zip(by_user, sent[:4], strict=True):
+        assert a["domain"] == b["domain"]
+        assert [it["item"] for it in a["items"]] == [it["item"] for it in b["items"]]
+        assert [it["because"] for it in a["items"]] == [it["because"] for it in b["items"]]
+        assert np.allclose([it["score"] for it in a["items"]], [it["score"] for it in b["items"]], atol=1e-5)
+    assert all(len(r["items"]) == 5 for r in sent[4:])  # an empty history still gets recommendations
+    with pytest.raises(UnknownItemError, match="history 1: unknown item key.*'nope'"):
+        explained_recommendations_for_histories(loaded, [histories[0], ["nope"]])
+    with pytest.raises(ValueError, match="history 0: a list of item keys"):
+        explained_recommendations_for_histories(loaded, ["abc"])
+    pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
+    from fastapi.testclient import TestClient
+
+    from temarec.serving.api import create_app
+
+    client = TestClient(create_app(loaded))
+    res = client.post("/recommend/history", json={"histories": histories, "k": 5})
+    assert res.status_code == 200 and res.json()[:2] == sent[:2]
+    bad = client.post("/recommend/history", json={"histories": [["nope"]]})
+    assert bad.status_code == 422 and "nope" in bad.json()["detail"]
+    assert client.post("/recommend/history", json={"histories": []}).status_code == 422

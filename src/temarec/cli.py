@@ -231,16 +231,25 @@ def demo(
     typer.echo(f"\ndemo finished in {time.perf_counter() - t0:.0f}s; runs in {output}")
 
 
-def _print_recommendations(run, records: list[dict], n_history: int = 4) -> None:
-    """Per user: the latest items, then each domain's recommendations with the tags that link them."""
+def _print_recommendations(
+    run, records: list[dict], n_history: int = 4, histories: list[list[str]] | None = None
+) -> None:
+    """Per user (or sent history): the latest items, then each domain's recommendations with the tags
+    that link them."""
     ds = run.ds
     id_of = run.item_index
     last_user = None
     for rec in records:
-        if rec["user"] != last_user:
-            last_user = rec["user"]
-            typer.echo(f"\nuser {rec['user']}: latest items")
-            for it in ds.sequences.row(run.user_index[rec["user"]])[-n_history:]:
+        who = ("user", rec["user"]) if "user" in rec else ("history", rec["history"])
+        if who != last_user:
+            last_user = who
+            if "user" in rec:
+                typer.echo(f"\nuser {rec['user']}: latest items")
+                latest = ds.sequences.row(run.user_index[rec["user"]])[-n_history:]
+            else:
+                typer.echo(f"\nhistory {rec['history'] + 1}: latest items")
+                latest = [id_of[x] for x in histories[rec["history"]][-n_history:]] if histories else []
+            for it in latest:
                 typer.echo(f"   [{ds.domains[ds.item_domain[it]]}] {run.item_label(int(it))}")
         typer.echo(f"  next in {rec['domain']}:")
         for it in rec["items"]:
@@ -305,7 +314,14 @@ def evaluate(
 @app.command()
 def recommend(
     run_dir: Annotated[Path, typer.Argument(help="run folder written by `temarec train`")],
-    user: Annotated[list[str], typer.Option("--user", help="user key; repeat for several")],
+    user: Annotated[list[str] | None, typer.Option("--user", help="user key; repeat for several")] = None,
+    history: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--history",
+            help="comma-separated item keys, oldest first, for someone not in the dataset; repeatable",
+        ),
+    ] = None,
     k: Annotated[int, typer.Option(help="items per user and domain")] = 10,
     domain: Annotated[list[str] | None, typer.Option(help="only these domains (default: both)")] = None,
     tags: Annotated[int, typer.Option(help="linking tags shown per item (needs a model with tags)")] = 3,
@@ -314,18 +330,29 @@ def recommend(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON document on stdout")] = False,
 ) -> None:
-    """Top-k next items per domain for given users from a trained run, with the tags that explain them."""
-    from temarec.serving.recommend import explained_recommendations
+    """Top-k next items per domain for given users (or histories) from a trained run, with the tags
+    that explain them."""
+    from temarec.serving.recommend import (
+        explained_recommendations,
+        explained_recommendations_for_histories,
+    )
 
+    if not user and not history:
+        _fail("give at least one --user KEY or --history ITEM,ITEM,...")
     served = _load_served(run_dir, dataset)
+    histories = [[x.strip() for x in h.split(",") if x.strip()] for h in history or []]
     try:
-        records = explained_recommendations(served, user, k=k, domains=domain, n_tags=tags)
+        records = explained_recommendations(served, user, k=k, domains=domain, n_tags=tags) if user else []
+        if histories:
+            records += explained_recommendations_for_histories(
+                served, histories, k=k, domains=domain, n_tags=tags
+            )
     except ValueError as e:
         _fail(str(e))
     if as_json:
         typer.echo(json.dumps(records, indent=2))
     else:
-        _print_recommendations(served, records)
+        _print_recommendations(served, records, histories=histories)
 
 
 @app.command()

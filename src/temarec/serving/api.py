@@ -19,10 +19,17 @@ from pydantic import BaseModel, Field
 
 from temarec import __version__
 from temarec.serving.load import LoadedRun
-from temarec.serving.recommend import UnknownDomainError, UnknownUserError, explained_recommendations
+from temarec.serving.recommend import (
+    UnknownDomainError,
+    UnknownItemError,
+    UnknownUserError,
+    explained_recommendations,
+    explained_recommendations_for_histories,
+)
 
 MAX_K = 1000  # a bound on the work one request can ask for
 MAX_USERS = 1000
+MAX_HISTORY_ITEMS = 10_000  # per sent history; the latest 1,000 are read
 
 
 class Reason(BaseModel):
@@ -42,6 +49,21 @@ class Recommendations(BaseModel):
     user: str
     domain: str
     items: list[Item]
+
+
+class HistoryRecommendations(BaseModel):
+    history: int  # position in the request's `histories`
+    domain: str
+    items: list[Item]
+
+
+class HistoryRequest(BaseModel):
+    histories: list[Annotated[list[str], Field(max_length=MAX_HISTORY_ITEMS)]] = Field(
+        min_length=1, max_length=MAX_USERS
+    )
+    k: int = Field(10, ge=1, le=MAX_K)
+    domains: list[str] | None = None
+    tags: int = Field(3, ge=0, le=20)
 
 
 class BatchRequest(BaseModel):
@@ -123,5 +145,16 @@ def create_app(run: LoadedRun, api_key: str | None = None) -> FastAPI:
     def recommend_many(req: BatchRequest) -> list[dict]:
         """The same for several users at once (ranked in one batch)."""
         return answer(req.users, req.k, req.domains, req.tags)
+
+    @app.post("/recommend/history", response_model=list[HistoryRecommendations], dependencies=guarded)
+    def recommend_histories(req: HistoryRequest) -> list[dict]:
+        """Top-k next items after histories sent in the request (item keys, oldest first): visitors
+        who are not in the dataset, or sessions newer than it. An unknown item is a 422 naming it."""
+        try:
+            return explained_recommendations_for_histories(
+                run, req.histories, k=req.k, domains=req.domains, n_tags=req.tags
+            )
+        except (UnknownItemError, UnknownDomainError) as e:
+            raise HTTPException(422, str(e)) from None
 
     return app

@@ -1,4 +1,5 @@
-"""Top-k next items per domain for given users, excluding what they already have."""
+"""Top-k next items per domain for given users, or for histories the caller sends, excluding what they
+already have."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import torch
 
 from temarec.data.dataset import CDDataset
+from temarec.data.ragged import Ragged
 from temarec.models.base import RecModel
 from temarec.serving.explain import linking_tags_many
 
@@ -16,14 +18,14 @@ if TYPE_CHECKING:
 
 
 @torch.no_grad()
-def recommend_domains(
-    model: RecModel, ds: CDDataset, users: np.ndarray, domains: list[int], k: int = 10, max_len: int = 50
+def rank_histories(
+    model: RecModel, ds: CDDataset, hist: Ragged, domains: list[int], k: int = 10, max_len: int = 50
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per domain of `domains`, `[n, k]` global item ids and scores of each user's next item there
-    (history excluded); the history is encoded once for all of them where the model allows it."""
+    """Per domain of `domains`, `[n, k]` global item ids and scores of the next item after each history
+    (global ids, oldest first; its items excluded); the histories are encoded once for all domains where
+    the model allows it."""
     model.eval()
     info = ds.info()
-    hist = ds.sequences.take(np.asarray(users))
     seq = torch.from_numpy(hist.padded(max_len))
     r, v = hist.row_ids(), hist.values
     out = []
@@ -35,6 +37,13 @@ def recommend_domains(
         top = scores.topk(min(k, scores.shape[1]), dim=1)
         out.append((top.indices.numpy() + info.domain_offset[domain], top.values.numpy()))
     return out
+
+
+def recommend_domains(
+    model: RecModel, ds: CDDataset, users: np.ndarray, domains: list[int], k: int = 10, max_len: int = 50
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`rank_histories` of dataset users (rows of `ds.sequences`): their whole known history."""
+    return rank_histories(model, ds, ds.sequences.take(np.asarray(users)), domains, k=k, max_len=max_len)
 
 
 def recommend(
@@ -52,46 +61,46 @@ class UnknownDomainError(ValueError):
     """A domain name the served dataset does not have."""
 
 
-def explained_recommendations(
-    run: LoadedRun, user_keys: list[str], k: int = 10, domains: list[str] | None = None, n_tags: int = 3
-) -> list[dict]:
-    """Top-`k` next items per user and domain, each with the tags that link it to the user's history.
+class UnknownItemError(ValueError):
+    """An item key the served dataset does not have."""
 
-    One record per (user, domain), in the order given:
-    `{"user", "domain", "items": [{"item", "title", "score", "because": [{"tag", "weight",
-    "history_items"}]}]}`; item and history ids are the dataset's own keys. Items the user already has
-    are never recommended. Explanations need tags (`because` is empty without them).
-    """
+
+#: items of one sent history that are read (the latest); the model reads its last `max_len`, the
+#: explanations the rest, so this only bounds the work one request can ask for
+MAX_HISTORY = 1000
+
+
+def _check_request(run: LoadedRun, k: int, domains: list[str] | None) -> list[str]:
     ds = run.ds
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    missing = [u for u in user_keys if str(u) not in run.user_index]
-    if missing:
-        example = ", ".join(map(str, ds.user_keys[:3]))
-        raise UnknownUserError(
-            f"unknown user key(s) {', '.join(map(repr, missing[:5]))} in dataset {ds.name!r} "
-            f"({len(run.user_index):,} users, keys like {example})"
-        )
     names = list(ds.domains) if not domains else list(domains)
     unknown = [d for d in names if d not in ds.domains]
     if unknown:
         raise UnknownDomainError(
             f"unknown domain(s) {unknown} in dataset {ds.name!r}; it has {list(ds.domains)}"
         )
-    users = np.asarray([run.user_index[str(u)] for u in user_keys], dtype=np.int64)
+    return names
+
+
+def _explained(
+    run: LoadedRun, hist: Ragged, labels: list[dict], k: int, names: list[str], n_tags: int
+) -> list[dict]:
+    """One record per (history, domain): `labels[i]` plus the domain and its explained top-k items."""
+    ds = run.ds
     keys, titles = run.item_keys, run.item_titles
-    out = {}
-    ranked = recommend_domains(
-        run.model, ds, users, [ds.domains.index(n) for n in names], k=k, max_len=run.cfg.data.max_len
+    ranked = rank_histories(
+        run.model, ds, hist, [ds.domains.index(n) for n in names], k=k, max_len=run.cfg.data.max_len
     )
+    out = {}
     for name, (ids, scores) in zip(names, ranked, strict=True):
-        for row, u in enumerate(users):
+        for row in range(len(hist)):
             n = int(np.isfinite(scores[row]).sum())  # fewer than k left when the history covers the rest
             top = ids[row, :n]
             links = (
                 [[]] * n
                 if run.features is None
-                else linking_tags_many(run.features, ds.sequences.row(int(u)), top, k=n_tags)
+                else linking_tags_many(run.features, hist.row(row), top, k=n_tags)
             )
             items = [
                 {
@@ -109,5 +118,61 @@ def explained_recommendations(
                 }
                 for i, s, why in zip(top, scores[row, :n], links, strict=True)
             ]
-            out[(row, name)] = {"user": str(user_keys[row]), "domain": name, "items": items}
-    return [out[(row, name)] for row in range(len(users)) for name in names]
+            out[(row, name)] = {**labels[row], "domain": name, "items": items}
+    return [out[(row, name)] for row in range(len(hist)) for name in names]
+
+
+def explained_recommendations(
+    run: LoadedRun, user_keys: list[str], k: int = 10, domains: list[str] | None = None, n_tags: int = 3
+) -> list[dict]:
+    """Top-`k` next items per user and domain, each with the tags that link it to the user's history.
+
+    One record per (user, domain), in the order given:
+    `{"user", "domain", "items": [{"item", "title", "score", "because": [{"tag", "weight",
+    "history_items"}]}]}`; item and history ids are the dataset's own keys. Items the user already has
+    are never recommended. Explanations need tags (`because` is empty without them).
+    """
+    ds = run.ds
+    names = _check_request(run, k, domains)
+    missing = [u for u in user_keys if str(u) not in run.user_index]
+    if missing:
+        example = ", ".join(map(str, ds.user_keys[:3]))
+        raise UnknownUserError(
+            f"unknown user key(s) {', '.join(map(repr, missing[:5]))} in dataset {ds.name!r} "
+            f"({len(run.user_index):,} users, keys like {example})"
+        )
+    users = np.asarray([run.user_index[str(u)] for u in user_keys], dtype=np.int64)
+    labels = [{"user": str(u)} for u in user_keys]
+    return _explained(run, ds.sequences.take(users), labels, k, names, n_tags)
+
+
+def explained_recommendations_for_histories(
+    run: LoadedRun,
+    histories: list[list[str]],
+    k: int = 10,
+    domains: list[str] | None = None,
+    n_tags: int = 3,
+) -> list[dict]:
+    """The same for histories the caller sends (item keys, oldest first), e.g. a visitor who is not in
+    the dataset or a session newer than it. Records carry `"history": i` (its position in `histories`)
+    instead of a user. Only the latest `MAX_HISTORY` items of a history are read. An item that is not in
+    the dataset is an error naming it (the model has no vector for it); an empty history is ranked
+    from the model's empty-history state, as for a user with no earlier items.
+    """
+    names = _check_request(run, k, domains)
+    index = run.item_index
+    rows = []
+    for i, h in enumerate(histories):
+        if isinstance(h, str) or not isinstance(h, list | tuple):
+            raise ValueError(f"history {i}: a list of item keys expected, got {type(h).__name__}")
+        h = [str(x) for x in h[-MAX_HISTORY:]]
+        unknown = [x for x in h if x not in index]
+        if unknown:
+            example = ", ".join(map(str, run.item_keys[1:4]))
+            raise UnknownItemError(
+                f"history {i}: unknown item key(s) {', '.join(map(repr, unknown[:5]))} in dataset "
+                f"{run.ds.name!r} ({len(index):,} items, keys like {example})"
+            )
+        rows.append([index[x] for x in h])
+    labels = [{"history": i} for i in range(len(rows))]
+    return _explained(run, Ragged.from_lists(rows), labels, k, names, n_tags)
