@@ -39,18 +39,13 @@ def rank_histories(
     return out
 
 
-def recommend_domains(
-    model: RecModel, ds: CDDataset, users: np.ndarray, domains: list[int], k: int = 10, max_len: int = 50
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """`rank_histories` of dataset users (rows of `ds.sequences`): their whole known history."""
-    return rank_histories(model, ds, ds.sequences.take(np.asarray(users)), domains, k=k, max_len=max_len)
-
-
 def recommend(
     model: RecModel, ds: CDDataset, users: np.ndarray, domain: int, k: int = 10, max_len: int = 50
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`[n, k]` global item ids and scores for each user's next item in `domain` (history excluded)."""
-    return recommend_domains(model, ds, users, [domain], k=k, max_len=max_len)[0]
+    """`[n, k]` global item ids and scores for each dataset user's next item in `domain` (history
+    excluded)."""
+    hist = ds.sequences.take(np.asarray(users))
+    return rank_histories(model, ds, hist, [domain], k=k, max_len=max_len)[0]
 
 
 class UnknownUserError(ValueError):
