@@ -288,3 +288,34 @@ def test_the_step_table_gives_the_same_domain_vectors(demo_ds, feats):
         reference = DotModel.loss(model, window)  # item_vectors encodes each domain itself
         via_table = model.loss(window)
     torch.testing.assert_close(via_table, reference)
+
+
+def test_eval_mode_encodes_the_catalogue_once_and_forgets_it_when_weights_change(demo_ds, feats):
+    """In eval mode item vectors come from one encoding of the catalogue: the same vectors as encoding
+    on demand, kept across eval() calls (a served request must not re-encode), dropped on train() and on
+    loading other weights."""
+    torch.manual_seed(0)
+    info = demo_ds.info()
+    model = build_model(info, ModelConfig(name="tema", hidden=16, layers=1), 12, features=feats).eval()
+    seq = _seq(demo_ds, n=8, length=12)
+    with torch.no_grad():
+        torch.testing.assert_close(model.embed(seq), model.items(seq))
+        for d in (0, 1):
+            sl = info.domain_slice(d)
+            torch.testing.assert_close(model.item_vectors(d), model.items(torch.arange(sl.start, sl.stop)))
+        table = model._eval_vectors()
+        model.eval()
+        assert model._eval_vectors() is table  # no re-encoding for a second request
+        before = model.score_all(seq, 0)
+        state = {k: v.clone() for k, v in model.state_dict().items()}
+        state["items.id_emb.weight"] += 1.0
+        model.load_state_dict(state)
+        assert model._eval_vectors() is not table
+        assert not torch.allclose(model.score_all(seq, 0), before)
+        table = model._eval_vectors()
+        model.train()
+        model.eval()
+        assert model._eval_vectors() is not table
+    # with autograd on (a loss in eval mode), gradients reach the item encoder: no cached table
+    model.score_all(seq, 0).sum().backward()
+    assert model.items.id_emb.weight.grad is not None and model.items.id_emb.weight.grad.abs().sum() > 0

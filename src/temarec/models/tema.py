@@ -241,7 +241,8 @@ class TEMA(DotModel):
         self.fuse_q = nn.Parameter(torch.randn(2, dim) * dim**-0.5)
         self.fuse_k = nn.Linear(dim, dim, bias=False)
         self.heads_out = nn.ModuleList(nn.Linear(dim, dim) for _ in range(2)) if cfg.head_linear else None
-        self._cache: dict[int, torch.Tensor] = {}
+        self._cache: dict[str, torch.Tensor] = {}  # eval-mode item vectors ("all")
+        self._cache_key: tuple = ()
         self._table: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # ---- items ------------------------------------------------------------------------------------
@@ -256,7 +257,25 @@ class TEMA(DotModel):
         if self._table is not None:  # inside `loss`: every id of the step was encoded once
             uniq, vec = self._table
             return vec[torch.searchsorted(uniq, ids.contiguous())]
+        if self._use_eval_vectors():  # evaluation and serving: a lookup in the catalogue encoded once
+            return self._eval_vectors()[ids]
         return self.items(ids)
+
+    def _use_eval_vectors(self) -> bool:
+        """Inference only: eval mode without autograd (a loss computed in eval mode must reach the item
+        encoder's weights, which a cached table would cut off)."""
+        return not self.training and not torch.is_grad_enabled()
+
+    def _eval_vectors(self) -> torch.Tensor:
+        """`[N+1, D]` vectors of every item (row 0: padding, zero), encoded once and reused while the
+        item encoder's weights and buffers are unchanged (their in-place version counters, which
+        optimiser steps, `load_state_dict` and `fit_static` all bump), so that a validation pass or a
+        served request only gathers."""
+        key = tuple(t._version for t in (*self.items.parameters(), *self.items.buffers()))
+        if self._cache_key != key or "all" not in self._cache:
+            ids = torch.arange(self.info.n_items + 1, device=self.empty.device)
+            self._cache["all"], self._cache_key = self.items.encode(ids), key
+        return self._cache["all"]
 
     def loss(self, window: torch.Tensor) -> torch.Tensor:
         """Encodes every item the step touches (inputs, targets, negatives) once, then the usual loss.
@@ -302,18 +321,13 @@ class TEMA(DotModel):
             uniq, vec = self._table
             start = int(torch.searchsorted(uniq, torch.tensor(sl.start, device=uniq.device)))
             return vec[start : start + sl.stop - sl.start]
-        ids = torch.arange(sl.start, sl.stop, device=self.empty.device)
-        if self.training:
-            self._cache.clear()
-        elif domain in self._cache:
-            return self._cache[domain]
-        vec = self.items(ids)
-        if not self.training:
-            self._cache[domain] = vec
-        return vec
+        if self._use_eval_vectors():
+            return self._eval_vectors()[sl]
+        return self.items(torch.arange(sl.start, sl.stop, device=self.empty.device))
 
     def train(self, mode: bool = True):
-        self._cache.clear()  # item vectors change with the weights
+        if mode:
+            self._cache.clear()  # training changes the weights: the table goes stale, free it
         return super().train(mode)
 
     # ---- users ------------------------------------------------------------------------------------
