@@ -18,7 +18,7 @@ from pathlib import Path
 from temarec.bench.config import load_bench_config
 from temarec.bench.figures import bucket_tests
 from temarec.bench.report import collect, format_p, md_table, significant
-from temarec.bench.runner import build_cells, plan
+from temarec.bench.runner import build_cells, plan, select
 
 ROOT = Path(__file__).resolve().parents[1] / "results"
 MODEL, NO_TAGS = "tema", "tema-no-tags"
@@ -29,7 +29,7 @@ PROTOCOLS = ("full", "uni999")
 
 def runs_of(dataset: str) -> dict[str, list[Path]]:
     """variant -> the seed folders of its `done` cells in the paper bench (the report's own selection)."""
-    cells = build_cells(load_bench_config("paper"), output=ROOT, only=f"{dataset}/")
+    cells = select(build_cells(load_bench_config("paper"), output=ROOT), f"{dataset}/")
     return {v: [r.dir for r in rs] for v, rs in collect(plan(cells)).items()}
 
 

@@ -11,6 +11,12 @@ from typing import Annotated
 import typer
 
 app = typer.Typer(help="temarec: cross-domain sequential recommendation with LLM tags.", no_args_is_help=True)
+
+# the arguments every command over a finished run shares
+RunDirArg = Annotated[Path, typer.Argument(help="run folder written by `temarec train`")]
+RunDatasetOpt = Annotated[
+    str | None, typer.Option(help="dataset name or folder, if not the one in the run's config.json")
+]
 data_app = typer.Typer(help="Inspect, export and import datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
@@ -272,7 +278,7 @@ def _load_served(run_dir: Path, dataset: str | None, progress: bool = False):
 
 @app.command()
 def evaluate(
-    run_dir: Annotated[Path, typer.Argument(help="run folder written by `temarec train`")],
+    run_dir: RunDirArg,
     protocol: Annotated[list[str], typer.Option(help="full, uni999, uni100, uniN; repeat for several")],
     candidate_seed: Annotated[
         int | None,
@@ -281,9 +287,7 @@ def evaluate(
         ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="replace metrics files that already exist")] = False,
-    dataset: Annotated[
-        str | None, typer.Option(help="dataset name or folder, if not the one in the run's config.json")
-    ] = None,
+    dataset: RunDatasetOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="the metrics documents as JSON on stdout")] = False,
 ) -> None:
     """Evaluate a finished run's selected checkpoint under other protocols, without retraining."""
@@ -313,7 +317,7 @@ def evaluate(
 
 @app.command()
 def recommend(
-    run_dir: Annotated[Path, typer.Argument(help="run folder written by `temarec train`")],
+    run_dir: RunDirArg,
     user: Annotated[list[str] | None, typer.Option("--user", help="user key; repeat for several")] = None,
     history: Annotated[
         list[str] | None,
@@ -325,9 +329,7 @@ def recommend(
     k: Annotated[int, typer.Option(help="items per user and domain")] = 10,
     domain: Annotated[list[str] | None, typer.Option(help="only these domains (default: both)")] = None,
     tags: Annotated[int, typer.Option(help="linking tags shown per item (needs a model with tags)")] = 3,
-    dataset: Annotated[
-        str | None, typer.Option(help="dataset name or folder, if not the one in the run's config.json")
-    ] = None,
+    dataset: RunDatasetOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON document on stdout")] = False,
 ) -> None:
     """Top-k next items per domain for given users (or histories) from a trained run, with the tags
@@ -357,12 +359,10 @@ def recommend(
 
 @app.command()
 def serve(
-    run_dir: Annotated[Path, typer.Argument(help="run folder written by `temarec train`")],
+    run_dir: RunDirArg,
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8000,
-    dataset: Annotated[
-        str | None, typer.Option(help="dataset name or folder, if not the one in the run's config.json")
-    ] = None,
+    dataset: RunDatasetOpt = None,
     api_key_env: Annotated[
         str,
         typer.Option(

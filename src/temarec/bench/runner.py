@@ -100,23 +100,19 @@ class CellResult:
     message: str = ""
 
 
-def _filters(only: str | list[str] | None) -> list[str]:
-    return [only] if isinstance(only, str) else list(only or [])
+def select(cells: list[Cell], only: str | list[str] | None) -> list[Cell]:
+    """The cells whose name (`dataset/variant/seedN`) contains `only`, or one of several (all without)."""
+    only = [only] if isinstance(only, str) else list(only or [])
+    return [c for c in cells if not only or any(o in c.name for o in only)]
 
 
-def build_cells(
-    cfg: BenchConfig, output: Path | None = None, only: str | list[str] | None = None
-) -> list[Cell]:
-    """Every cell of the grid in display order (dataset, variant, seed); `only` keeps the cells whose
-    `dataset/variant` contains that substring (or one of those substrings)."""
-    only = _filters(only)
+def build_cells(cfg: BenchConfig, output: Path | None = None) -> list[Cell]:
+    """Every cell of the grid in display order (dataset, variant, seed); `select` narrows them."""
     root = Path(output or cfg.output)
     cells = []
     for d in cfg.datasets:
         key = cfg.dataset_key(d)
         for v in cfg.variants:
-            if only and not any(o in f"{key}/{v}" for o in only):
-                continue
             for s in cfg.variant_seeds(v):
                 cells.append(
                     Cell(
@@ -567,12 +563,11 @@ def run_bench(
     cfg = cfg.model_copy(update=update)
     label = label or (cfg.source.stem if cfg.source else "bench")
     every = build_cells(cfg)
-    only = _filters(only)
-    cells = [c for c in every if not only or any(o in c.name for o in only)]
+    cells = select(every, only)
     if not cells:
         names = sorted({f"{c.dataset_key}/{c.variant}" for c in every})
         say(
-            f"error: --filter {' / '.join(map(repr, only))} matches no cell; "
+            f"error: --filter {only!r} matches no cell; "
             "cells are named dataset/variant/seedN, "
             f"with dataset/variant in: {', '.join(names)}"
         )

@@ -241,8 +241,7 @@ class TEMA(DotModel):
         self.fuse_q = nn.Parameter(torch.randn(2, dim) * dim**-0.5)
         self.fuse_k = nn.Linear(dim, dim, bias=False)
         self.heads_out = nn.ModuleList(nn.Linear(dim, dim) for _ in range(2)) if cfg.head_linear else None
-        self._cache: dict[str, torch.Tensor] = {}  # eval-mode item vectors ("all")
-        self._cache_key: tuple = ()
+        self._eval_table: tuple[tuple, torch.Tensor] | None = None  # (weights' versions, vectors)
         self._table: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # ---- items ------------------------------------------------------------------------------------
@@ -272,10 +271,10 @@ class TEMA(DotModel):
         optimiser steps, `load_state_dict` and `fit_static` all bump), so that a validation pass or a
         served request only gathers."""
         key = tuple(t._version for t in (*self.items.parameters(), *self.items.buffers()))
-        if self._cache_key != key or "all" not in self._cache:
+        if self._eval_table is None or self._eval_table[0] != key:
             ids = torch.arange(self.info.n_items + 1, device=self.empty.device)
-            self._cache["all"], self._cache_key = self.items.encode(ids), key
-        return self._cache["all"]
+            self._eval_table = (key, self.items.encode(ids))
+        return self._eval_table[1]
 
     def loss(self, window: torch.Tensor) -> torch.Tensor:
         """Encodes every item the step touches (inputs, targets, negatives) once, then the usual loss.
@@ -327,7 +326,7 @@ class TEMA(DotModel):
 
     def train(self, mode: bool = True):
         if mode:
-            self._cache.clear()  # training changes the weights: the table goes stale, free it
+            self._eval_table = None  # training changes the weights: the table goes stale, free it
         return super().train(mode)
 
     # ---- users ------------------------------------------------------------------------------------
