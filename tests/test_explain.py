@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from temarec.data.ragged import Ragged
 from temarec.features.item_features import ItemFeatures
-from temarec.serving.explain import linking_tags, linking_tags_many
+from temarec.serving.explain import link_table, linking_tags, linking_tags_many
 
 
 def test_linking_tags_rank_by_weight_and_support():
@@ -43,3 +44,27 @@ def test_linking_tags_many_matches_one_item_at_a_time():
         expect = [(f"t{tag_ids[i, j]}", c) for _, j, c in sorted(cands)[:3]]
         assert [(x.tag, x.history_items) for x in links] == expect
     assert any(many)
+
+
+def test_link_table_of_many_histories_matches_one_history_at_a_time():
+    rng = np.random.default_rng(1)
+    n, t = 30, 4
+    tag_ids = rng.integers(0, 9, size=(n + 1, t))
+    tag_ids[rng.random((n + 1, t)) < 0.3] = -1
+    tag_ids[0] = -1
+    weights = rng.random((n + 1, t)).astype(np.float32)
+    f = ItemFeatures(n_items=n, tag_ids=tag_ids, tag_weights=weights, tag_names=[f"t{i}" for i in range(9)])
+    rows = [rng.integers(1, n + 1, size=s).tolist() for s in (0, 1, 6, 12)] + [[]]
+    items = rng.integers(1, n + 1, size=(len(rows), 7))
+    table = link_table(f, Ragged.from_lists(rows), items, k=2)
+    for b, row in enumerate(rows):
+        one = linking_tags_many(f, np.asarray(row, dtype=np.int64), items[b], k=2)
+        for i, links in enumerate(one):
+            got = [
+                (f.tag_names[table.tag[b, i, j]], table.carriers[s : s + c].tolist())
+                for j, (s, c) in enumerate(zip(table.start[b, i], table.count[b, i], strict=True))
+                if c > 0
+            ]
+            assert got == [(x.tag, x.history_items) for x in links]
+    assert (table.count[0] == 0).all() and (table.count[-1] == 0).all()  # empty histories link nothing
+    assert table.count.any()

@@ -11,7 +11,7 @@ import torch
 from temarec.data.dataset import CDDataset
 from temarec.data.ragged import Ragged
 from temarec.models.base import RecModel
-from temarec.serving.explain import linking_tags_many
+from temarec.serving.explain import LinkTable, link_table
 
 if TYPE_CHECKING:
     from temarec.serving.load import LoadedRun
@@ -89,32 +89,45 @@ def _explained(
     )
     out = {}
     for name, (ids, scores) in zip(names, ranked, strict=True):
+        shown = np.isfinite(scores)  # fewer than k left when a history covers the rest of the domain
+        links = None if run.features is None else link_table(run.features, hist, ids, k=n_tags)
+        item_keys, item_titles = keys[ids].tolist(), titles[ids].tolist()
+        score_list, shown_list = scores.tolist(), shown.tolist()
+        because = _because(run, links) if links is not None else None
+        width = ids.shape[1]
         for row in range(len(hist)):
-            n = int(np.isfinite(scores[row]).sum())  # fewer than k left when the history covers the rest
-            top = ids[row, :n]
-            links = (
-                [[]] * n
-                if run.features is None
-                else linking_tags_many(run.features, hist.row(row), top, k=n_tags)
-            )
             items = [
                 {
-                    "item": keys[i],
-                    "title": titles[i],
-                    "score": float(s),
-                    "because": [
-                        {
-                            "tag": x.tag,
-                            "weight": round(x.weight, 4),
-                            "history_items": keys[x.history_items].tolist(),
-                        }
-                        for x in why
-                    ],
+                    "item": item_keys[row][i],
+                    "title": item_titles[row][i],
+                    "score": score_list[row][i],
+                    "because": because[row * width + i] if because is not None else [],
                 }
-                for i, s, why in zip(top, scores[row, :n], links, strict=True)
+                for i in range(ids.shape[1])
+                if shown_list[row][i]
             ]
             out[(row, name)] = {**labels[row], "domain": name, "items": items}
     return [out[(row, name)] for row in range(len(hist)) for name in names]
+
+
+def _because(run: LoadedRun, t: LinkTable) -> list[list[dict]]:
+    """The `because` list of every recommended item of a link table, flat in `[history, item]` order,
+    with the dataset's own keys (only the slots that hold a link become Python objects)."""
+    names, keys = run.features.tag_names, run.item_keys
+    slots = t.count.reshape(t.tag.shape[0] * t.tag.shape[1], -1) > 0
+    ends = np.cumsum(slots.sum(1)).tolist()
+    carriers = keys[t.carriers].tolist()
+    links = [
+        {"tag": names[g], "weight": x, "history_items": carriers[s : s + c]}
+        for g, x, s, c in zip(
+            t.tag.reshape(slots.shape)[slots].tolist(),
+            np.round(t.weight.reshape(slots.shape)[slots].astype(np.float64), 4).tolist(),
+            t.start.reshape(slots.shape)[slots].tolist(),
+            t.count.reshape(slots.shape)[slots].tolist(),
+            strict=True,
+        )
+    ]
+    return [links[s:e] for s, e in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def explained_recommendations(
