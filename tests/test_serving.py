@@ -171,6 +171,7 @@ def test_http_api(served, demo_ds, monkeypatch):
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["model"] == "tema"
     assert health["users"] == len(demo_ds.user_keys)
+    assert health["run"] == str(loaded.path)  # an open server says which run it serves
     user = str(demo_ds.user_keys[2])
     one = client.get(f"/recommend/{user}", params={"k": 4, "domain": demo_ds.domains[0]})
     assert one.status_code == 200
@@ -198,7 +199,10 @@ def test_http_api_key(served, demo_ds, monkeypatch):
     loaded = load_run(out, dataset=demo_ds)
     client = TestClient(create_app(loaded, api_key="s3cret"))
     user = str(demo_ds.user_keys[2])
-    assert client.get("/health").status_code == 200  # open for load balancers
+    health = client.get("/health")
+    assert health.status_code == 200  # open for load balancers
+    assert "run" not in health.json() and str(out) not in health.text  # but not the file system
+    assert str(out) not in client.get("/openapi.json").text
     denied = client.get(f"/recommend/{user}")
     assert denied.status_code == 401 and "API key" in denied.json()["detail"]
     assert denied.headers["www-authenticate"] == "Bearer"

@@ -5,8 +5,8 @@ or for tests. The model is loaded once at start; requests only rank (the item ve
 computed once and reused by the models that cache them).
 
 With an `api_key`, the recommendation endpoints want `Authorization: Bearer <key>` (or `X-API-Key: <key>`)
-and answer 401 without it; `/health` stays open for load balancers. Rate limiting and TLS belong to the
-reverse proxy in front.
+and answer 401 without it; `/health` stays open for load balancers (without the run's path). Rate
+limiting and TLS belong to the reverse proxy in front.
 """
 
 from __future__ import annotations
@@ -105,7 +105,9 @@ def create_app(run: LoadedRun, api_key: str | None = None) -> FastAPI:
     app = FastAPI(
         title="temarec",
         version=__version__,
-        description=f"{run.cfg.model.name} trained on {ds.name} ({' + '.join(ds.domains)}), run {run.path}",
+        description=(
+            f"{run.cfg.model.name} trained on {ds.name} ({' + '.join(ds.domains)}), run {run.path.name}"
+        ),
     )
     guarded = [Depends(_key_check(api_key))]
 
@@ -119,7 +121,9 @@ def create_app(run: LoadedRun, api_key: str | None = None) -> FastAPI:
 
     @app.get("/health")
     def health() -> dict:
-        """What is being served."""
+        """What is being served (the run's folder on disk only when no key guards the server: /health
+        stays open, and a guarded server should not show its file system to anyone who asks)."""
+        where = {} if api_key else {"run": str(run.path)}
         return {
             "status": "ok",
             "temarec": __version__,
@@ -128,7 +132,7 @@ def create_app(run: LoadedRun, api_key: str | None = None) -> FastAPI:
             "domains": list(ds.domains),
             "users": len(ds.user_keys),
             "items": int(ds.info().n_items),
-            "run": str(run.path),
+            **where,
         }
 
     @app.get("/recommend/{user}", response_model=list[Recommendations], dependencies=guarded)
