@@ -462,6 +462,21 @@ def test_failed_cell_does_not_stop_the_grid_and_stale_cells_rerun(tmp_path):
     assert stored["train"]["epochs"] == 2
 
 
+def test_report_leaves_out_an_ablation_table_with_no_finished_ablation(tmp_path, monkeypatch):
+    import temarec.bench
+
+    monkeypatch.setitem(sys.modules, "temarec.bench.figures", None)
+    monkeypatch.delattr(temarec.bench, "figures", raising=False)
+    cfg, cells = _report_fixture(tmp_path)
+    for seed in (0, 1):  # mine-lite never ran
+        for f in cells[f"demo/mine-lite/seed{seed}"].dir.iterdir():
+            f.unlink()
+    statuses = plan(list(cells.values()))
+    _, mp = write_report(cfg, "demo", statuses, label="test")
+    md = mp.read_text()
+    assert "| mine |" in md and "Ablations of mine" not in md and "mine-lite" not in md.split("## Runs")[0]
+
+
 def test_quick_bench_end_to_end_then_resumes_as_done(tmp_path):
     """The packaged quick grid on the demo world (CI runs this), then a second run that skips every cell."""
     out = tmp_path / "quick"

@@ -527,6 +527,8 @@ def markdown(doc: dict, cfg: BenchConfig) -> str:
         elif not any(cfg.variants[v].baseline for v in block["variants"]):
             L += ["No baseline variant has finished runs: no significance tests.", ""]
         for full, rows in block["ablations"].items():
+            if len(rows) < 2:  # none of its ablations has finished: a table of the full model alone
+                continue
             L += [
                 f"**Ablations of {full}, {p}**: mean over seeds (difference to {full}, relative; "
                 f"{UP}/{DOWN}: above/below {full} with both paired tests at p < {ALPHA}, "
