@@ -191,5 +191,25 @@ MD
   echo "## Tagging"
   echo
   echo "Speed, quality and failure rates of the tag backends: [tagging.md](tagging.md)."
+  if [[ -f results/serving.json ]]; then
+    echo
+    echo "## Serving latency"
+    echo
+    python - <<'PY'
+import json
+d = json.load(open("results/serving.json"))
+print(f"`benchmarks/serving_latency.py` ({d['model']} on {d['dataset']}, `{d['run']}`; {d['threads']} torch threads, "
+      f"k={d['k']} per domain, every domain, 3 linking tags per item; median of {d['repeat']} requests; load average "
+      f"before {d['load_average_before'][0]}, after {d['load_average_after'][0]}; commit {d['code']['git_commit'][:7]}). "
+      f"Loading the run took {d['load_run_seconds']} s and the first request {d['first_request_seconds']} s "
+      "(it encodes the catalogue once); `model` is the ranking alone, the rest is explanations and JSON records. "
+      "`results/serving.json`.")
+print()
+print("| users per request | seconds | of which model | users per second |")
+print("|---|---|---|---|")
+for r in d["requests"]:
+    print(f"| {r['users']:,} | {r['seconds']:.3f} | {r['model_seconds']:.3f} | {r['users_per_second']:,.0f} |")
+PY
+  fi
 } > results/README.md
 echo "wrote results/README.md"
