@@ -199,7 +199,7 @@ def load_ranks(run_dir: Path, protocol: str) -> dict[str, np.ndarray] | None:
     path = Path(run_dir) / f"ranks-{protocol}.npz"
     if not path.is_file():
         return None
-    with np.load(path) as z:
+    with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 
 
