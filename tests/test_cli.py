@@ -54,8 +54,9 @@ def test_unknown_dataset_and_model_are_clear_errors(tmp_path):
 
 
 def test_demo_runs_the_whole_pipeline(tmp_path):
-    """The quickstart's main job, with one epoch per model so that it stays a test."""
-    res = runner.invoke(app, ["demo", "--output", str(tmp_path), "--epochs", "1"])
+    """The quickstart's main job, with one epoch per model and the keyphrase tagger so that it stays a test
+    (its default tags with the local LLM where installed: `choose_demo_tagger`, tests/test_pipeline.py)."""
+    res = runner.invoke(app, ["demo", "--output", str(tmp_path), "--epochs", "1", "--tagger", "keyphrase"])
     assert res.exit_code == 0, res.output
     for stage in ("stage 1: tags from keyphrase", "stage 2", "train and evaluate tema", "stage 4"):
         assert stage in res.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from temarec.features.build import load_item_features
 from temarec.models import build_model
@@ -35,3 +36,16 @@ def test_pipeline_end_to_end(tmp_path, demo_ds, tiny_tema):
     assert not set(ids[0]) & set(hist)
     for link in linking_tags(feats, hist, int(ids[0, 0])):
         assert set(link.history_items) <= set(hist.tolist())
+
+
+def test_the_demo_tags_with_the_local_llm_where_installed_else_says_it_does_not():
+    from temarec.pipeline import choose_demo_tagger
+
+    assert choose_demo_tagger("auto", lambda: True) == ("llamacpp", "")
+    tagger, note = choose_demo_tagger("auto", lambda: False)
+    assert tagger == "keyphrase" and "not installed" in note and "instead of an LLM" in note
+    assert choose_demo_tagger("llamacpp", lambda: False)[0] == "keyphrase"
+    assert choose_demo_tagger("keyphrase", lambda: True) == ("keyphrase", "")
+    assert choose_demo_tagger("none", lambda: True) == ("none", "")
+    with pytest.raises(ValueError, match="unknown tagger 'gpt'"):
+        choose_demo_tagger("gpt", lambda: True)

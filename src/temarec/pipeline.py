@@ -5,7 +5,9 @@ The CLI's `tag` command exposes every option; `tag_catalogue` is the short path 
 
 from __future__ import annotations
 
+import importlib
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from temarec.data.dataset import CDDataset
@@ -18,13 +20,29 @@ def _slug(text: str) -> str:
 
 def llamacpp_available() -> bool:
     try:
-        import llama_cpp  # noqa: F401
-
+        # this module first: it sets OpenMP's wait policy, which llama_cpp's OpenMP reads when loaded
         from temarec.tagging.llamacpp import default_model_path
 
+        importlib.import_module("llama_cpp")
         return default_model_path().is_file()
     except (ImportError, OSError, RuntimeError):
         return False
+
+
+def choose_demo_tagger(tagger: str, llm_available: Callable[[], bool]) -> tuple[str, str]:
+    """The tagger the demo runs and a line saying why, where it is not the one asked for: `auto` means
+    the local LLM where llama.cpp and its model are installed (the method's own stage 1), else keyphrase
+    extraction, so that the quickstart runs everywhere and says which it ran."""
+    if tagger not in ("auto", "llamacpp", "keyphrase", "none"):
+        raise ValueError(f"unknown tagger {tagger!r}; choose auto, llamacpp, keyphrase or none")
+    if tagger not in ("auto", "llamacpp"):
+        return tagger, ""
+    if llm_available():
+        return "llamacpp", ""
+    return "keyphrase", (
+        "llama-cpp-python or the SmolLM2 model (the llm extra) is not installed: "
+        "tagging with keyphrase extraction instead of an LLM"
+    )
 
 
 def tag_catalogue(
