@@ -124,6 +124,7 @@ def _fake_run(cell, ranks: dict[str, np.ndarray], dom: np.ndarray, config: dict 
             "wall_seconds": 12.0,
             "peak_rss_mb": 321.0,
             "machine": {"platform": "test", "torch": "x"},
+            "code": {"temarec": "0.1.0", "git_commit": "abcdef0123456789", "git_dirty": cell.seed == 1},
         }
         name = "metrics.json" if i == 0 else f"metrics-{p}.json"
         (cell.dir / name).write_text(json.dumps(doc))
@@ -376,7 +377,9 @@ def test_report_tables_bold_best_and_significance(tmp_path, monkeypatch):
         and m["epochs"] == 5
         and m["measured_by"] == "run"
         and m["peak_rss_mb"] == 321.0
+        and m["code"] == "abcdef0"
     )
+    assert {r["code"] for r in doc["runs"] if r["seed"] == 1} == {"abcdef0+"}  # made from a dirty tree
     assert {"temarec", "torch", "python", "numpy"} <= set(doc["versions"]) and doc["machine"]["cores"]
     md = mp.read_text()
     row = next(ln for ln in md.splitlines() if ln.startswith("| mine |"))
@@ -395,6 +398,7 @@ def test_report_tables_bold_best_and_significance(tmp_path, monkeypatch):
     assert "**Paired tests, full**" in md and "W " in md and "*best baseline*" in md
     assert "**Ablations of mine, full**" in md and "%)" in md
     assert "## Runs" in md and "## Environment" in md and "uni100`: the target is ranked among 100" in md
+    assert "| run | abcdef0 |" in md and "| run | abcdef0+ |" in md
     assert "figures not made" in md
 
 

@@ -218,6 +218,14 @@ def _epochs_seconds(run_dir: Path) -> float | None:
     return round(sum(e.get("train_seconds", 0.0) + e.get("valid_seconds", 0.0) for e in rows), 1)
 
 
+def _commit(code: dict | None) -> str | None:
+    """The short commit a run was made with (`+` where the working tree had changes), if it recorded one:
+    the bench's staleness check covers config, data and tags but not code, so the report shows it."""
+    if not code or not code.get("git_commit"):
+        return None
+    return code["git_commit"][:7] + ("+" if code.get("git_dirty") else "")
+
+
 def run_rows(runs: dict[str, list[Run]], first: str) -> list[dict]:
     """One row per run: training epochs and time, wall seconds and peak memory (the bench's own
     measurement of the cell's process where there is one, else what the run recorded), and the seconds
@@ -243,6 +251,7 @@ def run_rows(runs: dict[str, list[Run]], first: str) -> list[dict]:
                     "peak_rss_mb": b.get("peak_rss_mb") if measured else doc.get("peak_rss_mb"),
                     "measured_by": "bench" if measured else "run",
                     "resumed": bool(b.get("resumed")) if measured else None,
+                    "code": _commit(doc.get("code")),
                     "test": {p: d["test"] for p, d in r.docs.items()},
                     "valid": {p: d["valid"] for p, d in r.docs.items()},
                 }
@@ -428,7 +437,7 @@ def _ablation_table(rows: dict, domains: list[str], full: str) -> list[str]:
 
 def _runs_table(rows: list[dict]) -> list[str]:
     head = ["variant", "seed", "epochs run", "best epoch", "s/epoch", "epochs s", "wall s", "peak RSS MB"]
-    head.append("measured by")
+    head += ["measured by", "code"]
     body = []
     for r in rows:
         body.append(
@@ -442,6 +451,7 @@ def _runs_table(rows: list[dict]) -> list[str]:
                 _f(r["wall_seconds"], 0),
                 _f(r["peak_rss_mb"], 0),
                 r["measured_by"] + (" (resumed)" if r.get("resumed") else ""),
+                r.get("code") or "–",
             ]
         )
     return md_table(head, body)
@@ -540,9 +550,11 @@ def markdown(doc: dict, cfg: BenchConfig) -> str:
         "## Runs",
         "",
         "Epochs run and best epoch (selected on validation), training seconds per epoch, seconds of all "
-        "epochs (training and validation, summed over every process of a resumed run), and the wall time "
+        "epochs (training and validation, summed over every process of a resumed run), the wall time "
         "and peak resident memory of the run's process (measured by the bench; `run`: as recorded by the "
-        "run itself, e.g. one made before the bench; the wall time of a resumed run is its last process).",
+        "run itself, e.g. one made before the bench; the wall time of a resumed run is its last process), "
+        "and the commit of the code it ran (`+`: with uncommitted changes; a cell is not rerun when only "
+        "the code changes).",
         "",
     ]
     L += _runs_table(doc["runs"]) + [""]
