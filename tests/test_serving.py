@@ -149,7 +149,10 @@ def test_bad_run_folders_are_clear_errors(served, demo_ds, tmp_path, monkeypatch
         load_run(broken, dataset=demo_ds)
     cfg_file.write_text(good)
     (broken / BEST).unlink()
-    with pytest.raises(RunLoadError, match="best.safetensors: not found"):
+    with pytest.raises(RunLoadError, match="best.safetensors: not found; the run finished .* retrain it"):
+        load_run(broken, dataset=demo_ds)  # a committed result folder: metrics, no weights
+    (broken / "metrics.json").unlink()
+    with pytest.raises(RunLoadError, match="best.safetensors: not found; the run has not finished"):
         load_run(broken, dataset=demo_ds)
 
 

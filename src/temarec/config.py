@@ -144,6 +144,28 @@ class RunConfig(_Strict):
     eval: EvalConfig = EvalConfig()
 
 
+#: settings that moved since runs were first written: old `section.key` -> new `section.key`
+MOVED_KEYS = {"model.max_tags": "features.max_tags"}
+
+
+def upgrade_stored_config(raw: dict) -> tuple[dict, list[str]]:
+    """A stored run config (`config.json`) with keys that have since moved put where the schema now
+    has them, and what was moved; so that runs written by earlier versions still load (evaluate,
+    recommend, serve) instead of failing on a key the strict schema no longer knows."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    moved = []
+    for old, new in MOVED_KEYS.items():
+        (old_section, old_key), (new_section, new_key) = old.split("."), new.split(".")
+        section = out.get(old_section)
+        if isinstance(section, dict) and old_key in section:
+            value = section.pop(old_key)
+            target = out.setdefault(new_section, {})
+            if isinstance(target, dict) and new_key not in target:  # where both exist, the new one ran
+                target[new_key] = value
+            moved.append(f"{old} -> {new}")
+    return out, moved
+
+
 def parse_override(item: str) -> tuple[str, object]:
     """`section.key=value` -> (`section.key`, value parsed as YAML: a scalar or a flow list/mapping)."""
     key, sep, value = item.partition("=")

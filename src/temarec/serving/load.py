@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import ValidationError
 from safetensors import SafetensorError
 
-from temarec.config import RunConfig
+from temarec.config import RunConfig, upgrade_stored_config
 from temarec.data.dataset import CDDataset
 from temarec.data.registry import load_dataset
 from temarec.data.splits import Split, get_split
@@ -78,6 +78,8 @@ def read_run_config(path: Path) -> RunConfig:
         raw = json.loads(f.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise RunLoadError(f"{f}:{e.lineno}: not valid JSON ({e.msg})") from None
+    if isinstance(raw, dict):
+        raw, _ = upgrade_stored_config(raw)
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as e:
@@ -102,7 +104,13 @@ def load_run(path: str | Path, dataset: CDDataset | None = None, progress: bool 
     if model.trainable:
         best = path / BEST
         if not best.is_file():
-            raise RunLoadError(f"{best}: not found; the run has not finished a validated epoch yet")
+            why = (
+                "the run finished (its metrics.json is there) but its weights are not in this copy "
+                "(checkpoints are not committed with results); retrain it to serve it"
+                if (path / "metrics.json").is_file()
+                else "the run has not finished a validated epoch yet"
+            )
+            raise RunLoadError(f"{best}: not found; {why}")
         try:
             load_weights(model, best)
         except (RuntimeError, SafetensorError) as e:
