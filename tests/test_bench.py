@@ -206,6 +206,11 @@ def test_staleness_ignores_schema_drift_threads_and_unused_features(tmp_path):
     tema_old = json.loads(json.dumps(tema))
     tema_old["features"]["tags"] = "keyphrase"
     assert config_differences(tema, tema_old) == ["features.tags: 'keyphrase' -> 'auto'"]
+    moved = json.loads(json.dumps(tema))  # written when max_tags was a model setting
+    moved["model"]["max_tags"] = moved["features"].pop("max_tags")
+    assert config_differences(tema, moved) == []
+    moved["model"]["max_tags"] = 5
+    assert config_differences(tema, moved) == ["features.max_tags: 5 -> 8"]
 
 
 def test_dry_run_filter_and_absent_dataset(tmp_path, monkeypatch):

@@ -43,14 +43,15 @@ def test_a_stored_config_with_a_moved_key_still_loads(tmp_path):
     old = RunConfig().model_dump(mode="json")
     old["features"].pop("max_tags")
     old["model"]["max_tags"] = 5  # where early runs wrote it
-    up, moved = upgrade_stored_config(old)
-    assert moved == ["model.max_tags -> features.max_tags"] and "max_tags" in old["model"]  # input untouched
+    up = upgrade_stored_config(old)
+    assert "max_tags" not in up["model"] and "max_tags" in old["model"]  # moved; the input untouched
     assert RunConfig.model_validate(up).features.max_tags == 5
     (tmp_path / "config.json").write_text(json.dumps(old))
     assert read_run_config(tmp_path).features.max_tags == 5
     both = json.loads(json.dumps(old)) | {"features": {"max_tags": 7}}
-    assert RunConfig.model_validate(upgrade_stored_config(both)[0]).features.max_tags == 7  # the new key ran
-    assert upgrade_stored_config(RunConfig().model_dump(mode="json"))[1] == []
+    assert RunConfig.model_validate(upgrade_stored_config(both)).features.max_tags == 7  # the new key ran
+    current = RunConfig().model_dump(mode="json")
+    assert upgrade_stored_config(current) == current
     old["model"]["not_a_setting"] = 1  # anything else unknown is still an error naming the field
     (tmp_path / "config.json").write_text(json.dumps(old))
     with pytest.raises(ValueError, match="model.not_a_setting"):

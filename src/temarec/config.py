@@ -148,12 +148,12 @@ class RunConfig(_Strict):
 MOVED_KEYS = {"model.max_tags": "features.max_tags"}
 
 
-def upgrade_stored_config(raw: dict) -> tuple[dict, list[str]]:
+def upgrade_stored_config(raw: dict) -> dict:
     """A stored run config (`config.json`) with keys that have since moved put where the schema now
-    has them, and what was moved; so that runs written by earlier versions still load (evaluate,
-    recommend, serve) instead of failing on a key the strict schema no longer knows."""
+    has them, so that runs written by earlier versions still load (evaluate, recommend, serve) and
+    compare (the bench's staleness check) instead of failing on, or ignoring, a key the schema no longer
+    knows."""
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
-    moved = []
     for old, new in MOVED_KEYS.items():
         (old_section, old_key), (new_section, new_key) = old.split("."), new.split(".")
         section = out.get(old_section)
@@ -162,8 +162,7 @@ def upgrade_stored_config(raw: dict) -> tuple[dict, list[str]]:
             target = out.setdefault(new_section, {})
             if isinstance(target, dict) and new_key not in target:  # where both exist, the new one ran
                 target[new_key] = value
-            moved.append(f"{old} -> {new}")
-    return out, moved
+    return out
 
 
 def parse_override(item: str) -> tuple[str, object]:

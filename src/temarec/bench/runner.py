@@ -34,7 +34,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from temarec.bench.config import BenchConfig
-from temarec.config import RunConfig
+from temarec.config import RunConfig, upgrade_stored_config
 
 #: config keys that change how a run executes, not what it computes: ignored when deciding staleness
 IGNORED_KEYS = frozenset({"train.threads", "train.resume", "train.release_memory_every"})
@@ -154,11 +154,12 @@ def config_differences(expected: dict, stored: dict) -> list[str]:
 
     Both are `RunConfig` JSON. Rules, so that a change of the code's schema alone does not make every
     finished run stale: a key the stored file lacks (added to the schema after that run) is compared
-    with the schema's default; a key the current schema lacks (renamed or removed since) is ignored;
-    `IGNORED_KEYS` (threads, resume) are ignored; `features.*` is ignored for models that read no item
+    with the schema's default; a key that moved since (`config.MOVED_KEYS`) is compared where it is
+    now, and one the current schema otherwise lacks (removed since) is ignored; `IGNORED_KEYS`
+    (threads, resume) are ignored; `features.*` is ignored for models that read no item
     features (they cannot change such a model's numbers).
     """
-    exp, got = _flatten(expected), _flatten(stored)
+    exp, got = _flatten(expected), _flatten(upgrade_stored_config(stored))
     default = _flatten(RunConfig().model_dump(mode="json"))
     skip_features = model_needs_features(str(exp.get("model.name"))) is False
     diffs = []

@@ -79,7 +79,7 @@ def read_run_config(path: Path) -> RunConfig:
     except json.JSONDecodeError as e:
         raise RunLoadError(f"{f}:{e.lineno}: not valid JSON ({e.msg})") from None
     if isinstance(raw, dict):
-        raw, _ = upgrade_stored_config(raw)
+        raw = upgrade_stored_config(raw)
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as e:

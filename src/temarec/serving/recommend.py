@@ -87,43 +87,50 @@ def _explained(
     ranked = rank_histories(
         run.model, ds, hist, [ds.domains.index(n) for n in names], k=k, max_len=run.cfg.data.max_len
     )
-    out = {}
+    per_domain = []  # [domain][history] records
     for name, (ids, scores) in zip(names, ranked, strict=True):
-        shown = np.isfinite(scores)  # fewer than k left when a history covers the rest of the domain
-        links = None if run.features is None else link_table(run.features, hist, ids, k=n_tags)
-        item_keys, item_titles = keys[ids].tolist(), titles[ids].tolist()
-        score_list, shown_list = scores.tolist(), shown.tolist()
-        because = _because(run, links) if links is not None else None
+        shown = np.isfinite(scores).tolist()  # fewer than k left when a history covers the rest
         width = ids.shape[1]
-        for row in range(len(hist)):
-            items = [
+        because = (
+            _because(run, link_table(run.features, hist, ids, k=n_tags)) if run.features is not None else None
+        )
+        item_keys, item_titles, score_list = keys[ids].tolist(), titles[ids].tolist(), scores.tolist()
+        per_domain.append(
+            [
                 {
-                    "item": item_keys[row][i],
-                    "title": item_titles[row][i],
-                    "score": score_list[row][i],
-                    "because": because[row * width + i] if because is not None else [],
+                    **labels[row],
+                    "domain": name,
+                    "items": [
+                        {
+                            "item": item_keys[row][i],
+                            "title": item_titles[row][i],
+                            "score": score_list[row][i],
+                            "because": because[row * width + i] if because is not None else [],
+                        }
+                        for i in range(width)
+                        if shown[row][i]
+                    ],
                 }
-                for i in range(ids.shape[1])
-                if shown_list[row][i]
+                for row in range(len(hist))
             ]
-            out[(row, name)] = {**labels[row], "domain": name, "items": items}
-    return [out[(row, name)] for row in range(len(hist)) for name in names]
+        )
+    return [records[row] for row in range(len(hist)) for records in per_domain]
 
 
 def _because(run: LoadedRun, t: LinkTable) -> list[list[dict]]:
     """The `because` list of every recommended item of a link table, flat in `[history, item]` order,
     with the dataset's own keys (only the slots that hold a link become Python objects)."""
-    names, keys = run.features.tag_names, run.item_keys
-    slots = t.count.reshape(t.tag.shape[0] * t.tag.shape[1], -1) > 0
-    ends = np.cumsum(slots.sum(1)).tolist()
-    carriers = keys[t.carriers].tolist()
+    names = run.features.tag_names
+    held = t.count > 0  # [B, n, k]; boolean indexing below reads the held slots in that same order
+    ends = np.cumsum(held.sum(2).ravel()).tolist()
+    carriers = run.item_keys[t.carriers].tolist()
     links = [
         {"tag": names[g], "weight": x, "history_items": carriers[s : s + c]}
         for g, x, s, c in zip(
-            t.tag.reshape(slots.shape)[slots].tolist(),
-            np.round(t.weight.reshape(slots.shape)[slots].astype(np.float64), 4).tolist(),
-            t.start.reshape(slots.shape)[slots].tolist(),
-            t.count.reshape(slots.shape)[slots].tolist(),
+            t.tag[held].tolist(),
+            np.round(t.weight[held].astype(np.float64), 4).tolist(),
+            t.start[held].tolist(),
+            t.count[held].tolist(),
             strict=True,
         )
     ]
