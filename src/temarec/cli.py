@@ -322,6 +322,59 @@ def evaluate(
             typer.echo("kept the existing metrics file of this protocol (--overwrite replaces it)")
 
 
+def _run_group(specs: list[str], option: str) -> list[Path]:
+    """Run folders from folder paths or quoted glob patterns (`'runs/x/seed*'`), in a stable order."""
+    import glob
+
+    out: list[Path] = []
+    for spec in specs:
+        hits = sorted(glob.glob(spec)) if glob.has_magic(spec) else [spec]
+        if not hits:
+            _fail(f"{option} {spec!r}: the pattern matches no folder")
+        out += [Path(h) for h in hits]
+    return out
+
+
+@app.command()
+def compare(
+    a: Annotated[list[str], typer.Option("--a", help="run folder of group A, or a quoted glob; repeatable")],
+    b: Annotated[list[str], typer.Option("--b", help="run folder of group B, or a quoted glob; repeatable")],
+    protocol: Annotated[
+        list[str] | None, typer.Option(help="protocols to compare (default full); repeat for several")
+    ] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option(help="HR@k, NDCG@k or MRR (default HR@10, NDCG@10, MRR); repeatable")
+    ] = None,
+    name_a: Annotated[str, typer.Option(help="label of group A in the table")] = "A",
+    name_b: Annotated[str, typer.Option(help="label of group B in the table")] = "B",
+    output: Annotated[Path | None, typer.Option(help="also write the result as JSON here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the result as JSON on stdout")] = False,
+) -> None:
+    """Paired per-user tests between two groups of finished runs (e.g. the seeds of two settings)."""
+    from temarec.evaluation.compare import METRICS, compare_runs, markdown
+    from temarec.training.trainer import atomic_write
+
+    try:
+        result = compare_runs(
+            _run_group(a, "--a"),
+            _run_group(b, "--b"),
+            _protocol_names(protocol or ["full"]),
+            tuple(metric or METRICS),
+        )
+    except ValueError as e:
+        _fail(str(e))
+    result |= {"name_a": name_a, "name_b": name_b}
+    if output is not None:
+        text = json.dumps(result, indent=2)
+        atomic_write(output, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        typer.echo(markdown(result, name_a, name_b))
+        if output is not None:
+            typer.echo(f"wrote {output}")
+
+
 @app.command()
 def recommend(
     run_dir: RunDirArg,

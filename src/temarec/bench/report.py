@@ -22,9 +22,9 @@ import numpy as np
 
 from temarec.bench.config import BenchConfig
 from temarec.bench.runner import BENCH_FILE, CellStatus
+from temarec.evaluation.significance import ALPHA, format_p, significant  # noqa: F401 (re-exported)
 
 METRICS = ("HR@10", "NDCG@10", "MRR")
-ALPHA = 0.05
 UP, DOWN = "▲", "▼"
 
 
@@ -101,13 +101,6 @@ def _paired(runs: dict[str, list[Run]], a: str, b: str, protocol: str, domains: 
         return compare_models([r.dir for r in runs[a]], [r.dir for r in runs[b]], protocol, pair, metric)
     except (OSError, ValueError, KeyError) as e:
         return f"{type(e).__name__}: {e}"
-
-
-def significant(t: dict) -> bool:
-    """The report's one rule for a mark: both paired tests (t-test and Wilcoxon) below `ALPHA`, and the
-    Wilcoxon test leaning the same way as the mean difference (`significance.wilcoxon_sign`)."""
-    agree = t["wilcoxon_sign"] == np.sign(t["diff"])
-    return bool(t["t_p"] < ALPHA and t["wilcoxon_p"] < ALPHA and agree)
 
 
 def _against(runs: dict[str, list[Run]], a: str, b: str, protocol: str, domains: list[str]) -> dict:
@@ -363,11 +356,6 @@ def figures(
 # ---- Markdown ------------------------------------------------------------------------------------------
 def _f(x: float | None, nd: int = 4) -> str:
     return "–" if x is None else f"{x:.{nd}f}"
-
-
-def format_p(x: float) -> str:
-    """A p-value as the reports print it (two significant digits below 0.001); headline.py uses it too."""
-    return f"{x:.2g}" if x < 0.001 else f"{x:.3f}"
 
 
 def md_table(head: list[str], rows: list[list[str]]) -> list[str]:

@@ -14,6 +14,20 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+ALPHA = 0.05  # the level every report and `temarec compare` mark differences at
+
+
+def significant(t: dict, alpha: float = ALPHA) -> bool:
+    """The one rule for calling a difference significant: both paired tests (t-test and Wilcoxon) below
+    `alpha`, and the Wilcoxon test leaning the same way as the mean difference (`wilcoxon_sign`)."""
+    agree = t["wilcoxon_sign"] == np.sign(t["diff"])
+    return bool(t["t_p"] < alpha and t["wilcoxon_p"] < alpha and agree)
+
+
+def format_p(x: float) -> str:
+    """A p-value as the reports print it (two significant digits below 0.001)."""
+    return f"{x:.2g}" if x < 0.001 else f"{x:.3f}"
+
 
 def instance_metric(ranks: np.ndarray, metric: str) -> np.ndarray:
     """Per-instance value of `HR@k`, `NDCG@k` or `MRR` from ranks."""

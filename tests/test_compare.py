@@ -1,0 +1,105 @@
+"""`temarec compare`: paired tests between two groups of run folders, and what it refuses to pair."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from temarec.cli import app
+from temarec.evaluation.compare import compare_runs, markdown, metrics_doc, verdict
+
+runner = CliRunner()
+USERS, DOM = np.arange(400), np.repeat([0, 1], 200)
+
+
+def _run(folder, ranks, seed=0, protocol="full", **doc):
+    """A finished run folder as `temarec train` leaves it (the parts a comparison reads)."""
+    folder.mkdir(parents=True)
+    meta = {
+        "dataset": "toy",
+        "model": folder.parent.name,
+        "split": "loo",
+        "protocol": protocol,
+        "seed": seed,
+        "candidate_seed": 2025,
+        "exclude_history": True,
+        "ties": "pessimistic",
+        "test": {"Food": {}, "Kitchen": {}, "all": {}},
+    } | doc
+    (folder / "metrics.json").write_text(json.dumps(meta))
+    np.savez(folder / f"ranks-{protocol}.npz", test_ranks=ranks, test_users=USERS, test_domain=DOM)
+    return folder
+
+
+def _groups(tmp_path):
+    rng = np.random.default_rng(0)
+    a, b = [], []
+    for s in range(3):
+        base = rng.integers(1, 80, size=400).astype(float)
+        # A ranks Food targets much higher than B; Kitchen is the same model up to noise
+        a.append(_run(tmp_path / "good" / f"seed{s}", np.where(DOM == 0, np.maximum(base - 30, 1), base), s))
+        b.append(_run(tmp_path / "base" / f"seed{s}", base, s))
+    return a, b
+
+
+def test_compare_finds_the_better_group_per_domain(tmp_path):
+    a, b = _groups(tmp_path)
+    res = compare_runs(a, b, ["full"])
+    food, kitchen = res["protocols"]["full"]["Food"], res["protocols"]["full"]["Kitchen"]
+    for m in ("HR@10", "NDCG@10", "MRR"):
+        assert food[m]["diff"] > 0 and food[m]["verdict"] == "A"
+        assert kitchen[m]["diff"] == 0 and kitchen[m]["verdict"] == "n.s."
+    swapped = compare_runs(b, a, ["full"])
+    assert swapped["protocols"]["full"]["Food"]["NDCG@10"]["verdict"] == "B"
+    md = markdown(res, "tags", "no tags")
+    assert "| Food | NDCG@10 |" in md and "tags better" in md and "good/seed0" in md
+
+
+def test_verdict_needs_both_tests_and_the_same_direction():
+    t = {"diff": 0.01, "t_p": 0.001, "wilcoxon_p": 0.001, "wilcoxon_sign": 1}
+    assert verdict(t) == "A"
+    assert verdict(t | {"wilcoxon_p": 0.3}) == "n.s."
+    assert verdict(t | {"wilcoxon_sign": -1}) == "n.s."
+    assert verdict(t | {"diff": -0.01, "wilcoxon_sign": -1}) == "B"
+
+
+def test_compare_refuses_runs_ranked_differently(tmp_path):
+    a, b = _groups(tmp_path)
+    other = _run(tmp_path / "drawn" / "seed0", np.ones(400), candidate_seed=7)
+    with pytest.raises(ValueError, match="field 'candidate_seed' is 2025 in .* but 7 in .*drawn"):
+        compare_runs(a, [other], ["full"])
+    with pytest.raises(ValueError, match="no metrics for protocol 'uni999'.*temarec evaluate"):
+        compare_runs(a, b, ["uni999"])
+    with pytest.raises(ValueError, match="both groups"):
+        compare_runs(a, [a[0]], ["full"])
+    (a[1] / "ranks-full.npz").unlink()
+    with pytest.raises(ValueError, match="no ranks-full.npz"):
+        metrics_doc(a[1], "full")
+    (a[2] / "metrics.json").write_text("{not json")
+    with pytest.raises(ValueError, match="metrics.json: not readable as JSON"):
+        metrics_doc(a[2], "full")
+
+
+def test_cli_compare_expands_globs_and_writes_json(tmp_path):
+    _groups(tmp_path)
+    out = tmp_path / "cmp" / "result.json"
+    res = runner.invoke(
+        app,
+        [
+            "compare",
+            "--a", str(tmp_path / "good" / "seed*"),
+            "--b", str(tmp_path / "base" / "seed*"),
+            "--name-a", "tags", "--name-b", "none",
+            "--output", str(out),
+        ],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "(3 runs)" in res.output and "tags better" in res.output
+    doc = json.loads(out.read_text())
+    assert doc["name_a"] == "tags" and len(doc["a"]) == 3
+    assert doc["protocols"]["full"]["Food"]["MRR"]["verdict"] == "A"
+    bad = runner.invoke(app, ["compare", "--a", str(tmp_path / "nothing*"), "--b", str(tmp_path / "base")])
+    assert bad.exit_code == 2 and "matches no folder" in bad.output
