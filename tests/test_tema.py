@@ -316,6 +316,10 @@ def test_eval_mode_encodes_the_catalogue_once_and_forgets_it_when_weights_change
         model.train()
         model.eval()
         assert model._eval_vectors() is not table
+        table = model._eval_vectors()
+        model.double()  # a dtype or device move makes new tensors whose version counters may start equal
+        assert model._eval_vectors().dtype == torch.float64
+        model.float()
     # with autograd on (a loss in eval mode), gradients reach the item encoder: no cached table
     model.score_all(seq, 0).sum().backward()
     assert model.items.id_emb.weight.grad is not None and model.items.id_emb.weight.grad.abs().sum() > 0

@@ -268,9 +268,13 @@ class TEMA(DotModel):
     def _eval_vectors(self) -> torch.Tensor:
         """`[N+1, D]` vectors of every item (row 0: padding, zero), encoded once and reused while the
         item encoder's weights and buffers are unchanged (their in-place version counters, which
-        optimiser steps, `load_state_dict` and `fit_static` all bump), so that a validation pass or a
-        served request only gathers."""
-        key = tuple(t._version for t in (*self.items.parameters(), *self.items.buffers()))
+        optimiser steps, `load_state_dict` and `fit_static` all bump) and in the same storage (a dtype or
+        device move makes new tensors whose counters may start where the old ones were), so that a
+        validation pass or a served request only gathers."""
+        key = tuple(
+            (t._version, t.data_ptr(), t.dtype, t.device)
+            for t in (*self.items.parameters(), *self.items.buffers())
+        )
         if self._eval_table is None or self._eval_table[0] != key:
             ids = torch.arange(self.info.n_items + 1, device=self.empty.device)
             self._eval_table = (key, self.items.encode(ids))
