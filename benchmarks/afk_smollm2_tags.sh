@@ -1,0 +1,30 @@
+#!/bin/bash
+# tema on amazon-food-kitchen with tags written by the local LLM (SmolLM2-135M through llama.cpp) instead
+# of the keyphrase tagger: an ablation of the tag source, 3 seeds, paper.yaml's tema cell otherwise.
+# Reported beside the keyphrase cells with paired per-user tests, whichever way it comes out (nothing here
+# is selected). Resumable at every step: tagging answers are cached, bench cells resume from checkpoints.
+#   1. tags: two 1-thread shards at once (on 2 cores about 2.4 items/s, against 1.4 for one 2-thread
+#      process), then one pass that reads the cache and writes the tags and the vocabulary (no refinement
+#      pass: with SmolLM2 it is not worth its time, results/tagging.md);
+#   2. features for that tag source; 3. the bench cells into results/smollm2-tags/;
+#   4. paired tests against tema with keyphrase tags and against sasrec (results/smollm2-tags/compare-*).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export TEMAREC_DATA="${TEMAREC_DATA:-../shared/data}"
+D=amazon-food-kitchen
+SRC=llamacpp-smollm2-135m
+OUT=results/smollm2-tags
+temarec tag --dataset $D --backend llamacpp --threads 1 --shard 0/2 --no-vocab --quiet &
+temarec tag --dataset $D --backend llamacpp --threads 1 --shard 1/2 --no-vocab --quiet
+wait
+temarec tag --dataset $D --backend llamacpp --threads 2 --quiet
+temarec features --dataset $D --set features.tags=$SRC
+temarec bench paper --filter $D/tema/ --set features.tags=$SRC --output $OUT "$@"
+for b in tema sasrec; do
+  other=results/$D/$b
+  [[ $b == tema ]] && name=keyphrase || name=$b
+  temarec compare --a "$OUT/$D/tema/seed*" --b "$other/seed*" --protocol full,uni999 \
+    --name-a "tema, SmolLM2 tags" --name-b "$([[ $b == tema ]] && echo 'tema, keyphrase tags' || echo $b)" \
+    --output $OUT/compare-$name.json > $OUT/compare-$name.md
+done
+echo "wrote $OUT/compare-keyphrase.md and $OUT/compare-sasrec.md"
