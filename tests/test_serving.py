@@ -265,3 +265,60 @@ def test_recommendations_for_sent_histories(served, demo_ds, monkeypatch):
     bad = client.post("/recommend/history", json={"histories": [["nope"]]})
     assert bad.status_code == 422 and "nope" in bad.json()["detail"]
     assert client.post("/recommend/history", json={"histories": []}).status_code == 422
+
+
+def test_export_every_user_matches_the_per_request_records(served, demo_ds, tmp_path, monkeypatch):
+    """The export is the per-user records, batched, as JSON lines; a bad request writes nothing."""
+    import gzip
+
+    from temarec.serving.recommend import UnknownUserError, export_recommendations
+
+    out, art = served
+    monkeypatch.setenv("TEMAREC_ARTIFACTS", str(art))
+    loaded = load_run(out, dataset=demo_ds)
+    path = tmp_path / "recs.jsonl.gz"
+    n = export_recommendations(loaded, path, k=4, batch_size=300, progress=False)
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        lines = [json.loads(x) for x in f]
+    assert n == len(lines) == demo_ds.n_users * len(demo_ds.domains)
+    users = [str(u) for u in demo_ds.user_keys]
+    assert [(r["user"], r["domain"]) for r in lines] == [(u, d) for u in users for d in demo_ds.domains]
+    for i in (0, 299, 300, demo_ds.n_users - 1):  # both sides of a batch boundary
+        want = explained_recommendations(loaded, [users[i]], k=4)
+        got = lines[2 * i : 2 * i + 2]
+        for f in ("item", "because"):
+            assert [[x[f] for x in r["items"]] for r in got] == [[x[f] for x in r["items"]] for r in want]
+    assert any(x["because"] for r in lines for x in r["items"])
+    before = path.read_bytes()
+    with pytest.raises(UnknownUserError, match="'nobody'"):
+        export_recommendations(loaded, path, users=[users[0], "nobody"], progress=False)
+    with pytest.raises(ValueError, match="k must be"):
+        export_recommendations(loaded, path, k=0, progress=False)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["recs.jsonl.gz"]
+
+
+def test_recommend_cli_exports_all_users(tmp_path):
+    from temarec.data.demo import generate_demo
+
+    cfg = RunConfig.model_validate(
+        {"data": {"dataset": "demo"}, "model": {"name": "pop"}, "eval": {"protocols": ["full"]}}
+    )
+    run(cfg, tmp_path / "pop", progress=False)
+    ds = generate_demo(seed=0)
+    runner = CliRunner()
+    dest = tmp_path / "all.jsonl"
+    pop = str(tmp_path / "pop")
+    res = runner.invoke(app, ["recommend", pop, "--all-users", "--output", str(dest), "--k", "2"])
+    assert res.exit_code == 0, res.output
+    assert f"{ds.n_users * 2:,} records" in res.output
+    recs = [json.loads(x) for x in dest.read_text().splitlines()]
+    assert len(recs) == ds.n_users * 2 and all(len(r["items"]) == 2 for r in recs)
+    some = runner.invoke(app, ["recommend", pop, "--user", str(ds.user_keys[3]), "--output", str(dest)])
+    assert some.exit_code == 0 and len(dest.read_text().splitlines()) == 2
+    for args, msg in [
+        (["--all-users"], "add --output"),
+        (["--all-users", "--user", "x", "--output", str(dest)], "not both"),
+        (["--history", "a,b", "--output", str(dest)], "--history prints"),
+    ]:
+        bad = runner.invoke(app, ["recommend", pop, *args])
+        assert bad.exit_code == 2 and msg in bad.output, bad.output

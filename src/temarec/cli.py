@@ -391,17 +391,41 @@ def recommend(
     tags: Annotated[int, typer.Option(help="linking tags shown per item (needs a model with tags)")] = 3,
     dataset: RunDatasetOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON document on stdout")] = False,
+    all_users: Annotated[
+        bool, typer.Option("--all-users", help="every user of the dataset (needs --output)")
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="write JSON lines here (one record per user and domain; .gz compresses)"),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="users ranked at once when writing --output")] = 1024,
 ) -> None:
     """Top-k next items per domain for given users (or histories) from a trained run, with the tags
-    that explain them."""
+    that explain them; `--all-users --output FILE` exports every user's."""
     from temarec.serving.recommend import (
         explained_recommendations,
         explained_recommendations_for_histories,
+        export_recommendations,
     )
 
-    if not user and not history:
-        _fail("give at least one --user KEY or --history ITEM,ITEM,...")
+    if all_users and user:
+        _fail("give either --all-users or --user, not both")
+    if all_users and output is None:
+        _fail("--all-users writes a file: add --output FILE.jsonl")
+    if output is not None and history:
+        _fail("--output exports dataset users (--user or --all-users); --history prints to the terminal")
+    if not user and not history and not all_users:
+        _fail("give at least one --user KEY or --history ITEM,ITEM,..., or --all-users --output FILE")
     served = _load_served(run_dir, dataset)
+    if output is not None:
+        try:
+            n = export_recommendations(
+                served, output, k=k, domains=domain, n_tags=tags, users=user, batch_size=batch_size
+            )
+        except ValueError as e:
+            _fail(str(e))
+        typer.echo(f"wrote {output}: {n:,} records")
+        return
     histories = [[x.strip() for x in h.split(",") if x.strip()] for h in history or []]
     try:
         records = explained_recommendations(served, user, k=k, domains=domain, n_tags=tags) if user else []

@@ -3,6 +3,8 @@ already have."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -147,18 +149,22 @@ def explained_recommendations(
     "history_items"}]}]}`; item and history ids are the dataset's own keys. Items the user already has
     are never recommended. Explanations need tags (`because` is empty without them).
     """
-    ds = run.ds
     names = _check_request(run, k, domains)
+    users = _user_rows(run, user_keys)
+    labels = [{"user": str(u)} for u in user_keys]
+    return _explained(run, run.ds.sequences.take(users), labels, k, names, n_tags)
+
+
+def _user_rows(run: LoadedRun, user_keys: list[str]) -> np.ndarray:
+    """Row of each user key in the dataset; an unknown key is an error naming it."""
     missing = [u for u in user_keys if str(u) not in run.user_index]
     if missing:
-        example = ", ".join(map(str, ds.user_keys[:3]))
+        example = ", ".join(map(str, run.ds.user_keys[:3]))
         raise UnknownUserError(
-            f"unknown user key(s) {', '.join(map(repr, missing[:5]))} in dataset {ds.name!r} "
+            f"unknown user key(s) {', '.join(map(repr, missing[:5]))} in dataset {run.ds.name!r} "
             f"({len(run.user_index):,} users, keys like {example})"
         )
-    users = np.asarray([run.user_index[str(u)] for u in user_keys], dtype=np.int64)
-    labels = [{"user": str(u)} for u in user_keys]
-    return _explained(run, ds.sequences.take(users), labels, k, names, n_tags)
+    return np.asarray([run.user_index[str(u)] for u in user_keys], dtype=np.int64)
 
 
 def explained_recommendations_for_histories(
@@ -191,3 +197,52 @@ def explained_recommendations_for_histories(
         rows.append([index[x] for x in h])
     labels = [{"history": i} for i in range(len(rows))]
     return _explained(run, Ragged.from_lists(rows), labels, k, names, n_tags)
+
+
+def export_recommendations(
+    run: LoadedRun,
+    path: str | Path,
+    k: int = 10,
+    domains: list[str] | None = None,
+    n_tags: int = 3,
+    users: list[str] | None = None,
+    batch_size: int = 1024,
+    progress: bool = True,
+) -> int:
+    """Write the explained top-`k` of every user (or of `users`) as JSON lines, one record per (user,
+    domain) in the shape of `explained_recommendations`, ranked `batch_size` users at a time.
+
+    The file appears whole or not at all: lines go to a temporary file beside `path`, renamed over it at
+    the end, so an interrupted export leaves the previous file (if any) as it was. Returns the number of
+    records written. A path ending in `.gz` is gzip-compressed.
+    """
+    import gzip
+
+    from tqdm.auto import tqdm
+
+    from temarec.training.trainer import atomic_write
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    names = _check_request(run, k, domains)
+    keys = [str(u) for u in run.ds.user_keys] if users is None else [str(u) for u in users]
+    if users is not None:
+        _user_rows(run, keys)  # unknown keys fail before anything is written
+    path = Path(path)
+    written = 0
+
+    def write(tmp: str) -> None:
+        nonlocal written
+        with (
+            (gzip.open if path.suffix == ".gz" else open)(tmp, "wt", encoding="utf-8") as f,
+            tqdm(total=len(keys), unit="user", desc="recommend", disable=not progress) as bar,
+        ):
+            for s in range(0, len(keys), batch_size):
+                part = keys[s : s + batch_size]
+                for rec in explained_recommendations(run, part, k=k, domains=names, n_tags=n_tags):
+                    f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                    written += 1
+                bar.update(len(part))
+
+    atomic_write(path, write)
+    return written
