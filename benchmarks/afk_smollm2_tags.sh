@@ -3,9 +3,9 @@
 # of the keyphrase tagger: an ablation of the tag source, 3 seeds, paper.yaml's tema cell otherwise.
 # Reported beside the keyphrase cells with paired per-user tests, whichever way it comes out (nothing here
 # is selected). Resumable at every step: tagging answers are cached, bench cells resume from checkpoints.
-#   1. tags: two 1-thread shards at once (on 2 cores about 2.4 items/s, against 1.4 for one 2-thread
-#      process), then one pass that reads the cache and writes the tags and the vocabulary (no refinement
-#      pass: with SmolLM2 it is not worth its time, results/tagging.md);
+#   1. tags: two 1-thread worker processes on shards of the catalogue (`--workers 2`: on 2 cores about
+#      2.3 items/s, against 1.4 for one 2-thread process), then the vocabulary (no refinement pass: with
+#      SmolLM2 it is not worth its time, results/tagging.md);
 #   2. features for that tag source; 3. the bench cells into results/smollm2-tags/;
 #   4. paired tests against tema with keyphrase tags and against sasrec (results/smollm2-tags/compare-*).
 set -euo pipefail
@@ -14,10 +14,7 @@ export TEMAREC_DATA="${TEMAREC_DATA:-../shared/data}"
 D=amazon-food-kitchen
 SRC=llamacpp-smollm2-135m
 OUT=results/smollm2-tags
-temarec tag --dataset $D --backend llamacpp --threads 1 --shard 0/2 --no-vocab --quiet &
-temarec tag --dataset $D --backend llamacpp --threads 1 --shard 1/2 --no-vocab --quiet
-wait
-temarec tag --dataset $D --backend llamacpp --threads 2 --quiet
+temarec tag --dataset $D --backend llamacpp --workers 2 --threads 1
 temarec features --dataset $D --set features.tags=$SRC
 temarec bench paper --filter $D/tema/ --set features.tags=$SRC --output $OUT "$@"
 for b in tema sasrec; do

@@ -154,3 +154,38 @@ def test_default_output_goes_under_artifacts(tags_file, tmp_path, monkeypatch):
 def test_argument_errors(extra, message):
     res = runner.invoke(app, ["tag", "--dataset", "demo", *extra])
     assert res.exit_code == 2 and message in res.output
+
+
+def test_workers_tag_the_same_as_one_process(tmp_path):
+    """`--workers 2`: two shard processes fill one cache; the result is the single-process result."""
+    base = ["tag", "--dataset", "demo", "--backend", "keyphrase", "--sample", "24", "--no-vocab", "--quiet"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    res = runner.invoke(app, [*base, "--cache", str(one / "c.sqlite"), "--output", str(one)])
+    assert res.exit_code == 0, res.output
+    in_two = ["--cache", str(two / "c.sqlite"), "--output", str(two), "--workers", "2"]
+    res = runner.invoke(app, [*base, *in_two])
+    assert res.exit_code == 0, res.output
+    assert "with 2 workers" in res.output and "0 model calls" in res.output  # the parent only read the cache
+    assert read_tags_jsonl(two / "tags.jsonl") == read_tags_jsonl(one / "tags.jsonl")
+    logs = sorted(p.name for p in (two / "workers").iterdir())
+    assert logs == ["worker-0-of-2.log", "worker-1-of-2.log"]
+    # everything cached now: no workers are started
+    res = runner.invoke(app, [*base, *in_two])
+    assert res.exit_code == 0 and "with 2 workers" not in res.output
+
+
+def test_workers_argument_errors_and_a_failing_worker(tmp_path):
+    from temarec.tagging.workers import WorkerError, run_workers
+
+    for extra, msg in [
+        (["--backend", "openai"], "use --concurrency"),
+        (["--backend", "keyphrase", "--shard", "0/2"], "not with --shard"),
+        (["--backend", "keyphrase", "--limit", "5"], "not with --shard or --limit"),
+        (["--backend", "keyphrase", "--workers", "0"], "--workers must be >= 1"),
+    ]:
+        args = ["tag", "--dataset", "demo", "--workers", "2", *extra]
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2 and msg in res.output, (extra, res.output)
+    bad = ["--dataset", "no-such-dataset", "--backend", "keyphrase"]
+    with pytest.raises(WorkerError, match=r"of 2 tagging workers failed .*worker-\d-of-2.log.*no-such"):
+        run_workers(bad, 2, tmp_path / "w", progress=False)

@@ -590,6 +590,13 @@ def tag(
     ] = None,
     vocab: Annotated[bool, typer.Option("--vocab/--no-vocab", help="build the tag vocabulary")] = True,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="llamacpp/keyphrase: processes tagging shards at once, sharing the cache "
+            "(--threads each, default 1)"
+        ),
+    ] = 1,
 ) -> None:
     """Tag every item (resumable: answers are cached), then build the tag vocabulary."""
     import sqlite3
@@ -610,9 +617,19 @@ def tag(
         ("sample", sample),
         ("concurrency", concurrency),
         ("threads", threads),
+        ("workers", workers),
     ):
         if val is not None and val < 1:
             _fail(f"--{name} must be >= 1")
+    if workers > 1:
+        if backend not in ("llamacpp", "keyphrase"):
+            _fail(
+                f"--workers is for the local backends (llamacpp, keyphrase); {backend}: "
+                + ("use --concurrency" if backend == "openai" else "nothing to run in parallel")
+            )
+        if shard_t[1] > 1 or limit is not None:
+            _fail("--workers splits the catalogue itself: not with --shard or --limit")
+        threads = threads or 1
     ds = _load(dataset)
     prompt_set = None
     if prompts is not None:
@@ -674,6 +691,16 @@ def tag(
         retry_failed=retry_failed,
         progress=not quiet,
     )
+    worker_args = [
+        *("--dataset", dataset, "--backend", backend, "--cache", str(cache_path), "--output", str(out_dir)),
+        *("--threads", str(threads or 1), "--batch-size", str(run_opts.batch_size)),
+        *(("--model", model) if model else ()),
+        *(("--refine",) if refine else ()),
+        *(("--sample", str(sample), "--sample-seed", str(sample_seed)) if sample is not None else ()),
+        *(("--prompts", str(prompts)) if prompts else ()),
+        *(("--max-tokens", str(max_tokens)) if max_tokens else ()),
+        *(("--retry-failed",) if retry_failed else ()),
+    ]
     t0 = time.perf_counter()
     try:
         be = get_backend(backend, **opts)
@@ -687,6 +714,8 @@ def tag(
                 except (OSError, sqlite3.Error) as e:  # absent, or not a tag cache
                     _fail(f"cannot merge {other}: {e}")
                 typer.echo(f"merged {added:,} answers from {other}")
+            if workers > 1:
+                _tag_with_workers(ds, be, store, run_opts, workers, out_dir, worker_args)
             res = tag_dataset(ds, be, store, run_opts)
     except BackendFatalError as e:
         _fail(f"{e} (answers so far are cached in {cache_path})")
@@ -742,6 +771,30 @@ def tag(
         + (f"; vocabulary {n_vocab:,} tags" if n_vocab else "")
     )
     typer.echo(f"wrote {out_dir}")
+
+
+def _tag_with_workers(ds, be, store, run_opts, workers: int, out_dir: Path, args: list[str]) -> None:
+    """Shards tagged by `workers` processes into the shared cache; the caller's pass then reads it."""
+    from temarec.tagging.runner import backend_prompt_identity, pending
+    from temarec.tagging.workers import WorkerError, run_workers
+
+    todo = pending(ds, be, store, run_opts)
+    if todo == 0:
+        return
+    ident, prompt = be.identity, backend_prompt_identity(be)
+    before = store.count(ident, prompt, "generate")
+    typer.echo(f"{todo:,} items to tag with {workers} workers (logs in {out_dir / 'workers'})")
+    try:
+        run_workers(
+            args,
+            workers,
+            out_dir / "workers",
+            done=lambda: store.count(ident, prompt, "generate") - before,
+            total=todo,
+            progress=run_opts.progress,
+        )
+    except WorkerError as e:
+        _fail(f"{e} (answers so far are cached in {store.path}; rerun the command to resume)")
 
 
 def _register_features() -> None:

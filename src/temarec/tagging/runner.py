@@ -177,6 +177,22 @@ def _key(req: TagRequest, backend: str, prompt: str, pass_: Pass) -> CacheKey:
     )
 
 
+def _settled(a: CachedAnswer | None, opts: TagRunOptions) -> bool:
+    """A cached answer that is not asked again: present, not a transient failure, and ok unless
+    failures are to be retried."""
+    return a is not None and not a.transient and (a.ok or not opts.retry_failed)
+
+
+def pending(ds: CDDataset, backend: TagBackend, cache: TagCache, opts: TagRunOptions) -> int:
+    """How many items the first pass of `tag_dataset` would ask the backend about (not yet settled in
+    the cache), e.g. to size a progress bar over worker processes."""
+    reqs, _ = build_requests(ds, select_items(ds, opts))
+    ident, prompt = backend.identity, backend_prompt_identity(backend)
+    keys = [_key(r, ident, prompt, "generate") for r in reqs]
+    found = cache.get_many(keys)
+    return sum(not _settled(found.get(k), opts) for k in keys)
+
+
 def _run_pass(
     backend: TagBackend,
     cache: TagCache,
@@ -193,7 +209,7 @@ def _run_pass(
     st = PassStats(items=len(reqs))
     for r, k in zip(reqs, keys, strict=True):
         a = found.get(k)
-        if a is not None and not a.transient and (a.ok or not opts.retry_failed):
+        if _settled(a, opts):
             answers[r.item_id] = a
             st.cached += 1
         else:

@@ -1,0 +1,5 @@
+"""`python -m temarec ...`: the same as the `temarec` command (tagging workers start themselves this way)."""
+
+from temarec.cli import app
+
+app(prog_name="temarec")
