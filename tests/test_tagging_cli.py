@@ -166,6 +166,10 @@ def test_workers_tag_the_same_as_one_process(tmp_path):
     res = runner.invoke(app, [*base, *in_two])
     assert res.exit_code == 0, res.output
     assert "with 2 workers" in res.output and "0 model calls" in res.output  # the parent only read the cache
+    assert "2 workers:" in res.output and "items/s" in res.output
+    done = json.loads((two / "summary.json").read_text())["workers"]
+    no_text = json.loads((one / "summary.json").read_text())["no_text"]
+    assert done["workers"] == 2 and done["items"] == 24 - no_text
     assert read_tags_jsonl(two / "tags.jsonl") == read_tags_jsonl(one / "tags.jsonl")
     logs = sorted(p.name for p in (two / "workers").iterdir())
     assert logs == ["worker-0-of-2.log", "worker-1-of-2.log"]

@@ -706,6 +706,7 @@ def tag(
         be = get_backend(backend, **opts)
     except (BackendFatalError, ImportError, ValueError) as e:
         _fail(str(e))
+    by_workers: dict | None = None
     try:
         with TagCache(cache_path) as store:
             for other in merge_cache or []:
@@ -715,7 +716,7 @@ def tag(
                     _fail(f"cannot merge {other}: {e}")
                 typer.echo(f"merged {added:,} answers from {other}")
             if workers > 1:
-                _tag_with_workers(ds, be, store, run_opts, workers, out_dir, worker_args)
+                by_workers = _tag_with_workers(ds, be, store, run_opts, workers, out_dir, worker_args)
             res = tag_dataset(ds, be, store, run_opts)
     except BackendFatalError as e:
         _fail(f"{e} (answers so far are cached in {cache_path})")
@@ -726,6 +727,8 @@ def tag(
     st["dataset"] = ds.name
     st["source"] = source
     st["cache"] = str(cache_path)
+    if by_workers is not None:  # the pass above only read what the workers wrote
+        st["workers"] = by_workers
     n_vocab = None
     if vocab and shard_t[1] == 1 and res.tags:
         from temarec.features.text_encoder import load_text_encoder
@@ -766,6 +769,8 @@ def tag(
             f"{rp['failed']:,} kept their first tags"
         )
     ips = f"{st['items_per_s']:.2f} items/s" if st["items_per_s"] else "nothing asked"
+    if by_workers is not None and by_workers["items_per_s"]:
+        ips = f"{by_workers['workers']} workers: {by_workers['items_per_s']:.2f} items/s"
     typer.echo(
         f"time {time.perf_counter() - t0:.1f}s ({ips})"
         + (f"; vocabulary {n_vocab:,} tags" if n_vocab else "")
@@ -773,17 +778,19 @@ def tag(
     typer.echo(f"wrote {out_dir}")
 
 
-def _tag_with_workers(ds, be, store, run_opts, workers: int, out_dir: Path, args: list[str]) -> None:
-    """Shards tagged by `workers` processes into the shared cache; the caller's pass then reads it."""
+def _tag_with_workers(ds, be, store, run_opts, workers: int, out_dir: Path, args: list[str]) -> dict | None:
+    """Shards tagged by `workers` processes into the shared cache; the caller's pass then reads it.
+    Returns what they did (`None` when nothing was left to ask)."""
     from temarec.tagging.runner import backend_prompt_identity, pending
     from temarec.tagging.workers import WorkerError, run_workers
 
     todo = pending(ds, be, store, run_opts)
     if todo == 0:
-        return
+        return None
     ident, prompt = be.identity, backend_prompt_identity(be)
     before = store.count(ident, prompt, "generate")
     typer.echo(f"{todo:,} items to tag with {workers} workers (logs in {out_dir / 'workers'})")
+    t0 = time.perf_counter()
     try:
         run_workers(
             args,
@@ -795,6 +802,14 @@ def _tag_with_workers(ds, be, store, run_opts, workers: int, out_dir: Path, args
         )
     except WorkerError as e:
         _fail(f"{e} (answers so far are cached in {store.path}; rerun the command to resume)")
+    seconds = time.perf_counter() - t0
+    asked = store.count(ident, prompt, "generate") - before
+    return {
+        "workers": workers,
+        "items": asked,
+        "seconds": round(seconds, 1),
+        "items_per_s": round(asked / seconds, 3) if seconds > 0 else None,
+    }
 
 
 def _register_features() -> None:
