@@ -154,6 +154,16 @@ MD
     echo
     echo "Full report, with every model, runs and figures: [full-softmax/amazon-food-kitchen.md](full-softmax/amazon-food-kitchen.md)."
   fi
+  if [[ -f results/smollm2-tags/compare-keyphrase.md ]]; then
+    echo
+    echo "## amazon-food-kitchen with tags from the local LLM (a tag-source ablation)"
+    echo
+    if [[ -f benchmarks/results_readme_tag_source.md ]]; then cat benchmarks/results_readme_tag_source.md
+    else echo "(The reading of these tables is not written yet; the numbers below are \`temarec compare\`'s.)"; fi
+    echo
+    cat results/smollm2-tags/compare-keyphrase.md
+    if [[ -f results/smollm2-tags/compare-sasrec.md ]]; then echo; cat results/smollm2-tags/compare-sasrec.md; fi
+  fi
   echo
   cat <<'MD'
 ## Do the tags help rare items? (issue 5)
