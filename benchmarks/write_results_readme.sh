@@ -2,6 +2,8 @@
 # Rebuild results/README.md from the committed metrics files (tables are computed, never typed in).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# a section's written reading, or a note that it is not written yet (the tables are computed either way)
+prose() { if [[ -f $1 ]]; then cat "$1"; else echo "(The reading of the tables below is not written yet.)"; fi; }
 {
   cat benchmarks/results_readme_intro.md
   cat <<'MD'
@@ -143,8 +145,7 @@ MD
     echo
     echo "## amazon-food-kitchen under the full softmax (a second recipe)"
     echo
-    if [[ -f benchmarks/results_readme_full_softmax.md ]]; then cat benchmarks/results_readme_full_softmax.md
-    else echo "(The reading of this table is not written yet; the numbers below are the report's.)"; fi
+    prose benchmarks/results_readme_full_softmax.md
     echo
     python benchmarks/headline.py results/full-softmax/amazon-food-kitchen.json
     echo
@@ -158,8 +159,7 @@ MD
     echo
     echo "## amazon-food-kitchen with tags from the local LLM (a tag-source ablation)"
     echo
-    if [[ -f benchmarks/results_readme_tag_source.md ]]; then cat benchmarks/results_readme_tag_source.md
-    else echo "(The reading of these tables is not written yet; the numbers below are \`temarec compare\`'s.)"; fi
+    prose benchmarks/results_readme_tag_source.md
     echo
     cat results/smollm2-tags/compare-keyphrase.md
     if [[ -f results/smollm2-tags/compare-sasrec.md ]]; then echo; cat results/smollm2-tags/compare-sasrec.md; fi

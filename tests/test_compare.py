@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from temarec.cli import app
+from temarec.config import RunConfig
 from temarec.evaluation.compare import compare_runs, markdown, metrics_doc, verdict
 
 runner = CliRunner()
@@ -29,6 +30,8 @@ def _run(folder, ranks, seed=0, protocol="full", **doc):
         "ties": "pessimistic",
         "test": {"Food": {}, "Kitchen": {}, "all": {}},
     } | doc
+    cfg = RunConfig.model_validate({"data": {"dataset": "toy"}, "eval": {"protocols": [protocol]}})
+    (folder / "config.json").write_text(cfg.model_dump_json())
     (folder / "metrics.json").write_text(json.dumps(meta))
     np.savez(folder / f"ranks-{protocol}.npz", test_ranks=ranks, test_users=USERS, test_domain=DOM)
     return folder

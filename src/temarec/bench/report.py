@@ -92,30 +92,18 @@ def summarize(runs: dict[str, list[Run]], protocol: str, domains: list[str]) -> 
     return out
 
 
-def _paired(runs: dict[str, list[Run]], a: str, b: str, protocol: str, domains: list[str], metric: str):
-    """Paired per-user tests of variant `a` against `b` per domain (or the error as text)."""
-    from temarec.evaluation.significance import compare_models
+def _against(runs: dict[str, list[Run]], a: str, b: str, protocol: str, domains: list[str]) -> dict:
+    """domain -> metric -> paired tests of variant `a` against `b` (`{"error": ...}` where they fail)."""
+    from temarec.evaluation.significance import compare_models_by_metric
 
     pair = tuple(d for d in domains if d != "all")
     try:
-        return compare_models([r.dir for r in runs[a]], [r.dir for r in runs[b]], protocol, pair, metric)
+        dirs_a, dirs_b = [r.dir for r in runs[a]], [r.dir for r in runs[b]]
+        res = compare_models_by_metric(dirs_a, dirs_b, protocol, pair, METRICS)
     except (OSError, ValueError, KeyError) as e:
-        return f"{type(e).__name__}: {e}"
-
-
-def _against(runs: dict[str, list[Run]], a: str, b: str, protocol: str, domains: list[str]) -> dict:
-    """domain -> metric -> paired tests of variant `a` against `b` (`{"error": ...}` where they fail)."""
-    rows: dict[str, dict] = {d: {} for d in domains}
-    for m in METRICS:
-        res = _paired(runs, a, b, protocol, domains, m)
-        for d in domains:
-            if isinstance(res, str):
-                rows[d][m] = {"error": res}
-                continue
-            r = dict(res[d])
-            r["significant"] = significant(r)
-            rows[d][m] = r
-    return rows
+        err = {"error": f"{type(e).__name__}: {e}"}
+        return {d: {m: dict(err) for m in METRICS} for d in domains}
+    return {d: {m: res[m][d] | {"significant": significant(res[m][d])} for m in METRICS} for d in domains}
 
 
 def significance(

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from temarec.evaluation.significance import ALPHA, compare_models, format_p, significant
+from temarec.evaluation.significance import ALPHA, compare_models_by_metric, format_p, significant
 
 METRICS = ("HR@10", "NDCG@10", "MRR")
 #: fields of a metrics document that must agree across every run compared (the protocol's identity)
@@ -33,29 +33,29 @@ class RunInfo:
 
 
 def metrics_doc(run_dir: Path, protocol: str) -> dict:
-    """The metrics document of `protocol` in a run folder (`metrics-<p>.json`, or `metrics.json` when
-    that protocol selected the checkpoint), checked to carry the ranks a paired test needs."""
+    """The metrics document of `protocol` in a run folder, found where `temarec train` / `evaluate`
+    put it (`training.run.metrics_files`), checked to carry the ranks a paired test needs."""
+    from temarec.serving.load import read_run_config
+    from temarec.training.run import metrics_files
+
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ValueError(f"{run_dir}: not a run folder")
-    for name in (f"metrics-{protocol}.json", "metrics.json"):
-        path = run_dir / name
-        if not path.is_file():
-            continue
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path}: not readable as JSON ({e})") from None
-        if not isinstance(doc, dict):
-            raise ValueError(f"{path}: expected a JSON object")
-        if doc.get("protocol") == protocol:
-            if not (run_dir / f"ranks-{protocol}.npz").is_file():
-                raise ValueError(f"{run_dir}: has {name} but no ranks-{protocol}.npz to pair users with")
-            return doc
-    raise ValueError(
-        f"{run_dir}: no metrics for protocol {protocol!r} (a finished run has metrics.json; "
-        f"`temarec evaluate {run_dir} --protocol {protocol}` adds another protocol)"
-    )
+    path, ranks = metrics_files(run_dir, read_run_config(run_dir), protocol)
+    if not path.is_file():
+        raise ValueError(
+            f"{run_dir}: no metrics for protocol {protocol!r} ({path.name}; "
+            f"`temarec evaluate {run_dir} --protocol {protocol}` adds another protocol)"
+        )
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not readable as JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    if not ranks.is_file():
+        raise ValueError(f"{run_dir}: has {path.name} but no {ranks.name} to pair users with")
+    return doc
 
 
 def _check_agree(runs: list[RunInfo]) -> None:
@@ -100,12 +100,12 @@ def compare_runs(
         domains = [d for d in ra[0].doc.get("test", {}) if d != "all"]
         if len(domains) != 2:
             raise ValueError(f"{ra[0].dir}: expected two domains in its test metrics, found {domains}")
-        block: dict = {d: {} for d in (*domains, "all")}
-        for m in metrics:
-            res = compare_models([r.dir for r in ra], [r.dir for r in rb], protocol, tuple(domains), m)
-            for d, t in res.items():
-                block[d][m] = t | {"verdict": verdict(t, alpha)}
-        out["protocols"][protocol] = block
+        dirs_a, dirs_b = [r.dir for r in ra], [r.dir for r in rb]
+        res = compare_models_by_metric(dirs_a, dirs_b, protocol, tuple(domains), metrics)
+        out["protocols"][protocol] = {
+            d: {m: res[m][d] | {"verdict": verdict(res[m][d], alpha)} for m in metrics}
+            for d in (*domains, "all")
+        }
         out.setdefault("runs", {})[protocol] = {
             "a": [r.label for r in ra],
             "b": [r.label for r in rb],

@@ -99,13 +99,20 @@ def compare_models(
     a_runs: list[Path], b_runs: list[Path], protocol: str, domains: tuple[str, str], metric: str = "NDCG@10"
 ) -> dict[str, dict[str, float]]:
     """Paired tests per domain name and `all` between two models' runs (e.g. seed folders)."""
+    return compare_models_by_metric(a_runs, b_runs, protocol, domains, (metric,))[metric]
+
+
+def compare_models_by_metric(
+    a_runs: list[Path], b_runs: list[Path], protocol: str, domains: tuple[str, str], metrics: tuple[str, ...]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """`{metric: {domain or "all": paired test}}`, reading each model's ranks once for every metric."""
     ra, users, dom = load_runs(a_runs, protocol)
     rb, ub, db = load_runs(b_runs, protocol)
     if not (np.array_equal(users, ub) and np.array_equal(dom, db)):
         raise ValueError("the two models were evaluated on different test instances")
-    out = {}
-    for d, name in enumerate(domains):
-        keep = dom == d
-        out[name] = paired_test(ra[:, keep], rb[:, keep], metric)
-    out["all"] = paired_test(ra, rb, metric)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    masks = dict(zip(domains, (dom == d for d in range(len(domains))), strict=True))
+    for metric in metrics:
+        out[metric] = {name: paired_test(ra[:, k], rb[:, k], metric) for name, k in masks.items()}
+        out[metric]["all"] = paired_test(ra, rb, metric)
     return out

@@ -54,19 +54,20 @@ def run_workers(
             logs.append(f)
             cmd = worker_command(args, i, n)
             procs.append((subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT), log))
-        while any(p.poll() is None for p, _ in procs):
+
+        def broken() -> list[tuple[subprocess.Popen, Path]]:
+            return [(p, log) for p, log in procs if p.poll() not in (None, 0)]
+
+        # until all are done, or one broke: then stop the others rather than tag half a catalogue
+        while not broken() and any(p.poll() is None for p, _ in procs):
             time.sleep(poll_seconds)
             if done is not None:
                 bar.n = done()
                 bar.refresh()
-            failed = [(p, log) for p, log in procs if p.returncode not in (None, 0)]
-            if failed:  # one broken worker: stop the others rather than tag half a catalogue
-                break
-        if done is not None:
+        if done is not None:  # what the last second added
             bar.n = done()
             bar.refresh()
-        failed = [(p, log) for p, log in procs if p.poll() not in (None, 0)]
-        if failed:
+        if failed := broken():
             detail = "; ".join(f"exit code {p.returncode}, see {log}: {_tail(log)}" for p, log in failed)
             raise WorkerError(f"{len(failed)} of {n} tagging workers failed ({detail})")
     finally:
