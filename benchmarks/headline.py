@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from temarec.bench.report import format_p
+from temarec.evaluation.significance import format_p
 
 MODEL = "tema"
 METRICS = ("HR@10", "NDCG@10", "MRR")

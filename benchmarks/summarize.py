@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from temarec.bench.report import ALPHA, DOWN, UP, md_table, results_table
+from temarec.bench.report import DOWN, UP, md_table, results_table
+from temarec.evaluation.significance import ALPHA
 
 
 def _join(values: list) -> str:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from temarec.bench.config import load_bench_config
 from temarec.bench.figures import bucket_tests
-from temarec.bench.report import collect, format_p, md_table, significant
+from temarec.bench.report import collect, md_table
 from temarec.bench.runner import build_cells, plan, select
+from temarec.evaluation.significance import format_p, significant
 
 ROOT = Path(__file__).resolve().parents[1] / "results"
 MODEL, NO_TAGS = "tema", "tema-no-tags"

@@ -5,9 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from temarec.bench.report import significant
 from temarec.evaluation.metrics import metrics_from_ranks
-from temarec.evaluation.significance import compare_models, instance_metric, paired_test, wilcoxon_sign
+from temarec.evaluation.significance import (
+    compare_models,
+    instance_metric,
+    paired_test,
+    significant,
+    wilcoxon_sign,
+)
 
 
 def test_instance_metrics_match_hand_values():

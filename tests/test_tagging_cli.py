@@ -173,6 +173,7 @@ def test_workers_tag_the_same_as_one_process(tmp_path):
     assert read_tags_jsonl(two / "tags.jsonl") == read_tags_jsonl(one / "tags.jsonl")
     logs = sorted(p.name for p in (two / "workers").iterdir())
     assert logs == ["worker-0-of-2.log", "worker-1-of-2.log"]
+    assert not list(two.glob("shard-*")), "the workers' per-shard outputs are removed once merged"
     # everything cached now: no workers are started
     res = runner.invoke(app, [*base, *in_two])
     assert res.exit_code == 0 and "with 2 workers" not in res.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Annotated
@@ -803,6 +804,8 @@ def _tag_with_workers(ds, be, store, run_opts, workers: int, out_dir: Path, args
     except WorkerError as e:
         _fail(f"{e} (answers so far are cached in {store.path}; rerun the command to resume)")
     seconds = time.perf_counter() - t0
+    for i in range(workers):  # each shard's tags.jsonl is in the cache, and in the whole set written next
+        shutil.rmtree(out_dir / f"shard-{i}-of-{workers}", ignore_errors=True)
     asked = store.count(ident, prompt, "generate") - before
     return {
         "workers": workers,

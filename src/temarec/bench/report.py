@@ -22,7 +22,7 @@ import numpy as np
 
 from temarec.bench.config import BenchConfig
 from temarec.bench.runner import BENCH_FILE, CellStatus
-from temarec.evaluation.significance import ALPHA, format_p, significant  # noqa: F401 (re-exported)
+from temarec.evaluation.significance import ALPHA, format_p, significant
 
 METRICS = ("HR@10", "NDCG@10", "MRR")
 UP, DOWN = "▲", "▼"

@@ -80,7 +80,10 @@ class Cell:
         ]
 
     def metrics_files(self) -> list[Path]:
-        return [self.dir / "metrics.json"] + [self.dir / f"metrics-{p}.json" for p in self.protocols[1:]]
+        """Each protocol's metrics file, named by the rule `temarec train` writes them with."""
+        from temarec.training.run import metrics_files
+
+        return [metrics_files(self.dir, self.run_config, p)[0] for p in self.protocols]
 
 
 @dataclass

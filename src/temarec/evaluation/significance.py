@@ -86,7 +86,7 @@ def wilcoxon_sign(diff: np.ndarray) -> int:
     lists, so many tiny differences there decide the rank sums while the few top-ranked targets decide
     the mean: a model can rank the target higher for 60% of the users and still have the lower MRR. A
     difference is called significant only where both tests agree on its direction (see
-    `temarec.bench.report.significant`).
+    `significant`).
     """
     nz = diff[diff != 0]
     if nz.size == 0:

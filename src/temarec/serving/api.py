@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from temarec import __version__
 from temarec.serving.load import LoadedRun
 from temarec.serving.recommend import (
+    MAX_HISTORY,
     UnknownDomainError,
     UnknownItemError,
     UnknownUserError,
@@ -29,7 +30,9 @@ from temarec.serving.recommend import (
 
 MAX_K = 1000  # a bound on the work one request can ask for
 MAX_USERS = 1000
-MAX_HISTORY_ITEMS = 10_000  # per sent history; the latest 1,000 are read
+#: a sent history may be longer than what is read (the latest MAX_HISTORY items), so that a client need
+#: not cut it; this only bounds the request's size
+MAX_HISTORY_ITEMS = 10 * MAX_HISTORY
 
 
 class Reason(BaseModel):

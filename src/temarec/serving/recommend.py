@@ -226,8 +226,8 @@ def export_recommendations(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     names = _check_request(run, k, domains)
     keys = [str(u) for u in run.ds.user_keys] if users is None else [str(u) for u in users]
-    if users is not None:
-        _user_rows(run, keys)  # unknown keys fail before anything is written
+    # checked once, here: unknown keys fail before anything is written
+    rows = np.arange(len(keys), dtype=np.int64) if users is None else _user_rows(run, keys)
     path = Path(path)
     written = 0
 
@@ -239,7 +239,9 @@ def export_recommendations(
         ):
             for s in range(0, len(keys), batch_size):
                 part = keys[s : s + batch_size]
-                for rec in explained_recommendations(run, part, k=k, domains=names, n_tags=n_tags):
+                hist = run.ds.sequences.take(rows[s : s + batch_size])
+                labels = [{"user": u} for u in part]
+                for rec in _explained(run, hist, labels, k, names, n_tags):
                     f.write(json.dumps(rec, ensure_ascii=False) + "\n")
                     written += 1
                 bar.update(len(part))

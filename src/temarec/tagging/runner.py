@@ -187,10 +187,17 @@ def pending(ds: CDDataset, backend: TagBackend, cache: TagCache, opts: TagRunOpt
     """How many items the first pass of `tag_dataset` would ask the backend about (not yet settled in
     the cache), e.g. to size a progress bar over worker processes."""
     reqs, _ = build_requests(ds, select_items(ds, opts))
-    ident, prompt = backend.identity, backend_prompt_identity(backend)
-    keys = [_key(r, ident, prompt, "generate") for r in reqs]
-    found = cache.get_many(keys)
+    keys, found = _lookup(backend, cache, reqs, "generate")
     return sum(not _settled(found.get(k), opts) for k in keys)
+
+
+def _lookup(
+    backend: TagBackend, cache: TagCache, reqs: list[TagRequest], pass_: Pass
+) -> tuple[list[CacheKey], dict[CacheKey, CachedAnswer]]:
+    """The cache keys of `reqs` in one pass, and the answers stored under them."""
+    ident, prompt = backend.identity, backend_prompt_identity(backend)
+    keys = [_key(r, ident, prompt, pass_) for r in reqs]
+    return keys, cache.get_many(keys)
 
 
 def _run_pass(
@@ -201,9 +208,7 @@ def _run_pass(
     opts: TagRunOptions,
 ) -> tuple[dict[int, CachedAnswer], PassStats]:
     """Answers for `reqs` in one pass: cached ones read, missing ones asked batch by batch and committed."""
-    ident, prompt = backend.identity, backend_prompt_identity(backend)
-    keys = [_key(r, ident, prompt, pass_) for r in reqs]
-    found = cache.get_many(keys)
+    keys, found = _lookup(backend, cache, reqs, pass_)
     answers: dict[int, CachedAnswer] = {}
     todo: list[tuple[TagRequest, CacheKey]] = []
     st = PassStats(items=len(reqs))
