@@ -7,7 +7,7 @@
 #      2.3 items/s, against 1.4 for one 2-thread process), then the vocabulary (no refinement pass: with
 #      SmolLM2 it is not worth its time, results/tagging.md);
 #   2. features for that tag source; 3. the bench cells into results/smollm2-tags/;
-#   4. paired tests against tema with keyphrase tags and against sasrec (results/smollm2-tags/compare-*).
+#   4. paired tests against tema with keyphrase tags, sasrec and tema-no-tags (results/smollm2-tags/compare-*).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TEMAREC_DATA="${TEMAREC_DATA:-../shared/data}"
@@ -17,11 +17,15 @@ OUT=results/smollm2-tags
 temarec tag --dataset $D --backend llamacpp --workers 2 --threads 1
 temarec features --dataset $D --set features.tags=$SRC
 temarec bench paper --filter $D/tema/ --set features.tags=$SRC --output $OUT "$@"
-for b in tema sasrec; do
-  other=results/$D/$b
-  [[ $b == tema ]] && name=keyphrase || name=$b
-  temarec compare --a "$OUT/$D/tema/seed*" --b "$other/seed*" --protocol full,uni999 \
-    --name-a "tema, SmolLM2 tags" --name-b "$([[ $b == tema ]] && echo 'tema, keyphrase tags' || echo $b)" \
-    --output $OUT/compare-$name.json > $OUT/compare-$name.md
+# tema-no-tags (the same model without tags) was added after the first two tables were seen: it
+# selects nothing, it says whether these tags help at all
+for b in tema sasrec tema-no-tags; do
+  case $b in
+    tema) name=keyphrase; nb="tema, keyphrase tags" ;;
+    sasrec) name=sasrec; nb=sasrec ;;
+    *) name=no-tags; nb=tema-no-tags ;;
+  esac
+  temarec compare --a "$OUT/$D/tema/seed*" --b "results/$D/$b/seed*" --protocol full,uni999 \
+    --name-a "tema, SmolLM2 tags" --name-b "$nb" --output $OUT/compare-$name.json > $OUT/compare-$name.md
 done
-echo "wrote $OUT/compare-keyphrase.md and $OUT/compare-sasrec.md"
+echo "wrote $OUT/compare-keyphrase.md, compare-sasrec.md and compare-no-tags.md"

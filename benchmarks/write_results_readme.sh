@@ -162,7 +162,9 @@ MD
     prose benchmarks/results_readme_tag_source.md
     echo
     cat results/smollm2-tags/compare-keyphrase.md
-    if [[ -f results/smollm2-tags/compare-sasrec.md ]]; then echo; cat results/smollm2-tags/compare-sasrec.md; fi
+    for t in no-tags sasrec; do
+      if [[ -f results/smollm2-tags/compare-$t.md ]]; then echo; cat results/smollm2-tags/compare-$t.md; fi
+    done
   fi
   echo
   cat <<'MD'

@@ -372,8 +372,8 @@ def compare(
         typer.echo(json.dumps(result, indent=2))
     else:
         typer.echo(markdown(result, name_a, name_b))
-        if output is not None:
-            typer.echo(f"wrote {output}")
+    if output is not None:  # on stderr: stdout is the table (or JSON), often redirected to a file
+        typer.echo(f"wrote {output}", err=True)
 
 
 @app.command()
