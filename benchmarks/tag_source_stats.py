@@ -3,7 +3,7 @@
     python benchmarks/tag_source_stats.py --dataset amazon-food-kitchen \
         --source keyphrase --source llamacpp-smollm2-135m
 
-Per source, from `ARTIFACTS/tags/DATASET/SOURCE/` (`tags.jsonl`, `summary.json`, `vocab.json`): items
+Per source, from `ARTIFACTS/tags/DATASET/SOURCE/` (`tags.jsonl`, `summary.json`): items
 tagged, tags per item, distinct tags, vocabulary size, the share of 2+ word tags copied verbatim from the
 title (`copy`), and the share of items carrying a tag of the prompt's worked examples that occurs nowhere
 in the item's own title or description (`few-shot echo`: the model repeating its examples instead of
@@ -22,7 +22,7 @@ from tagging_bench import _words, copy_rate
 from temarec.data import load_dataset
 from temarec.settings import artifacts_root
 from temarec.tagging.prompts import DEFAULT_DOMAINS
-from temarec.tagging.runner import read_tags_jsonl
+from temarec.tagging.runner import build_requests, read_tags_jsonl
 
 
 def example_tags(domain: str) -> set[str]:
@@ -51,16 +51,11 @@ def main() -> None:
     args = ap.parse_args()
 
     ds = load_dataset(args.dataset)
-    items = ds.items
-    titles = {
-        int(i): str(t) if isinstance(t, str) else "" for i, t in zip(items.index, items["title"], strict=True)
-    }
-    descs = {
-        int(i): str(t) if isinstance(t, str) else ""
-        for i, t in zip(items.index, items["description"], strict=True)
-    }
-    texts = {i: f"{titles[i]} {descs[i]}" for i in titles}
-    domains = {int(i): ds.domains[int(d)] for i, d in zip(items.index, items["domain"], strict=True)}
+    # the items' text as the tagger read it (items without any text are never tagged)
+    reqs, _ = build_requests(ds, ds.items.index.to_numpy())
+    titles = {r.item_id: r.title or "" for r in reqs}
+    texts = {r.item_id: f"{r.title or ''} {r.description or ''}" for r in reqs}
+    domains = {r.item_id: r.domain for r in reqs}
 
     root = artifacts_root() / "tags" / args.dataset
     out = {}
@@ -69,7 +64,6 @@ def main() -> None:
         tags, _ = read_tags_jsonl(folder / "tags.jsonl")
         tags = {i: t for i, t in tags.items() if t}
         summary = json.loads((folder / "summary.json").read_text())
-        vocab = json.loads((folder / "vocab.json").read_text()) if (folder / "vocab.json").is_file() else None
         counts = Counter(t.lower() for ts in tags.values() for t in ts)
         out[src] = {
             "backend": summary.get("backend"),
@@ -77,8 +71,7 @@ def main() -> None:
             "failed": summary.get("failed"),
             "tags_per_item": round(sum(map(len, tags.values())) / len(tags), 3),
             "distinct_tags": len(counts),
-            "vocab_size": summary.get("vocab_size")
-            or (len(vocab["tags"]) if vocab and "tags" in vocab else None),
+            "vocab_size": summary.get("vocab_size"),  # absent when the run built no vocabulary
             "copy_rate": round(copy_rate(tags, titles), 4),
             "few_shot_echo": round(few_shot_echo(tags, texts, domains), 4),
             "top_tags": counts.most_common(args.top),

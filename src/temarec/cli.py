@@ -605,7 +605,7 @@ def tag(
     from temarec.settings import artifacts_root
     from temarec.tagging import BACKENDS, BackendFatalError, get_backend
     from temarec.tagging.cache import TagCache
-    from temarec.tagging.runner import TagRunOptions, parse_shard, tag_dataset
+    from temarec.tagging.runner import TagRunOptions, parse_shard, shard_output, tag_dataset
 
     if backend not in BACKENDS:
         _fail(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -679,7 +679,7 @@ def tag(
         source += f"-limit{limit}"
     out_dir = output or artifacts_root() / "tags" / _slug(ds.name) / _slug(source)
     if shard_t[1] > 1:
-        out_dir = out_dir / f"shard-{shard_t[0]}-of-{shard_t[1]}"
+        out_dir = shard_output(out_dir, shard_t)
     cache_path = cache or artifacts_root() / "tags" / _slug(ds.name) / "cache.sqlite"
     run_opts = TagRunOptions(
         refine=refine,
@@ -782,7 +782,7 @@ def tag(
 def _tag_with_workers(ds, be, store, run_opts, workers: int, out_dir: Path, args: list[str]) -> dict | None:
     """Shards tagged by `workers` processes into the shared cache; the caller's pass then reads it.
     Returns what they did (`None` when nothing was left to ask)."""
-    from temarec.tagging.runner import backend_prompt_identity, pending
+    from temarec.tagging.runner import backend_prompt_identity, pending, shard_output
     from temarec.tagging.workers import WorkerError, run_workers
 
     todo = pending(ds, be, store, run_opts)
@@ -805,7 +805,7 @@ def _tag_with_workers(ds, be, store, run_opts, workers: int, out_dir: Path, args
         _fail(f"{e} (answers so far are cached in {store.path}; rerun the command to resume)")
     seconds = time.perf_counter() - t0
     for i in range(workers):  # each shard's tags.jsonl is in the cache, and in the whole set written next
-        shutil.rmtree(out_dir / f"shard-{i}-of-{workers}", ignore_errors=True)
+        shutil.rmtree(shard_output(out_dir, (i, workers)), ignore_errors=True)
     asked = store.count(ident, prompt, "generate") - before
     return {
         "workers": workers,

@@ -113,6 +113,11 @@ def parse_shard(spec: str) -> tuple[int, int]:
     return i, n
 
 
+def shard_output(out_dir: Path, shard: tuple[int, int]) -> Path:
+    """Where a shard run writes its partial tag set: its own folder under the source's output."""
+    return out_dir / f"shard-{shard[0]}-of-{shard[1]}"
+
+
 def shard_ids(keys: np.ndarray | list[str], n: int) -> np.ndarray:
     """Stable shard of each key (sha1, not Python's salted hash): the same on every machine and run."""
     return np.fromiter(
