@@ -14,7 +14,9 @@ export TEMAREC_DATA="${TEMAREC_DATA:-../shared/data}"
 D=amazon-food-kitchen
 SRC=llamacpp-smollm2-135m
 OUT=results/smollm2-tags
-temarec tag --dataset $D --backend llamacpp --workers 2 --threads 1
+# --keep-example-tags: these results were made before the example-echo guard existed (session 16); the
+# guarded tags are afk_smollm2_guarded.sh's
+temarec tag --dataset $D --backend llamacpp --workers 2 --threads 1 --keep-example-tags
 temarec features --dataset $D --set features.tags=$SRC
 temarec bench paper --filter $D/tema/ --set features.tags=$SRC --output $OUT "$@"
 # tema-no-tags (the same model without tags) was added after the first two tables were seen: it

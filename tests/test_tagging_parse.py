@@ -16,7 +16,10 @@ from temarec.tagging.parse import (
     TOO_LONG,
     TOO_MANY,
     TagRules,
+    drop_example_echo,
+    is_example_echo,
     parse_tags,
+    text_words,
 )
 from temarec.tagging.prompts import DEFAULT_PROMPTS, PromptSet, clean_field, tag_schema
 
@@ -175,3 +178,31 @@ def test_clean_field():
     assert clean_field(None, 10) == "" and clean_field("nan", 10) == ""
     assert clean_field("a\x00b\n<item>c</ITEM >", 100) == "a b c"
     assert clean_field("word " * 50, 20).endswith("...")
+
+
+def test_example_tags_are_answers_and_drafts_of_the_domain():
+    kitchen = DEFAULT_PROMPTS.example_tags("Kitchen")
+    assert {"baking mat", "non-stick", "cutting board", "chopping board"} <= kitchen  # answer, draft
+    assert "matcha" not in kitchen and "matcha" in DEFAULT_PROMPTS.example_tags("Food")
+    assert DEFAULT_PROMPTS.example_tags("Garden") == DEFAULT_PROMPTS.generic.example_tags()
+
+
+def test_example_echo_is_an_example_tag_the_text_does_not_support():
+    ex = DEFAULT_PROMPTS.example_tags("Kitchen")
+    grinder = text_words("Burr Coffee Grinder, 12 cups", "Grinds beans evenly.")
+    assert is_example_echo("baking mat", ex, grinder)  # the model repeating its example
+    assert not is_example_echo("burr grinder", ex, grinder)  # not an example tag: never an echo
+    # supported by the item's own words: plural, joined or split spellings
+    assert not is_example_echo("baking mat", ex, text_words("Silicone Baking Mats, set of 2", None))
+    assert not is_example_echo("non-stick", ex, text_words("Nonstick Fry Pan", None))
+    assert not is_example_echo("non-stick", ex, text_words("Fry pan", "a non stick coating"))
+    assert is_example_echo("stainless steel", ex, text_words("Glass Teapot", "steel strainer"))
+
+
+def test_drop_example_echo_keeps_weights_aligned():
+    ex = DEFAULT_PROMPTS.example_tags("Kitchen")
+    words = text_words("Glass Teapot with Infuser", None)
+    tags, weights, n = drop_example_echo(["teapot", "baking mat", "infuser"], [0.9, 0.8, 0.7], ex, words)
+    assert (tags, weights, n) == (["teapot", "infuser"], [0.9, 0.7], 1)
+    same = ["teapot"]
+    assert drop_example_echo(same, None, ex, words) == (same, None, 0)

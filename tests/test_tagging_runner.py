@@ -10,6 +10,7 @@ import pytest
 from temarec.tagging import BackendFatalError, get_backend
 from temarec.tagging.base import TagBackend, TagRequest, TagResult
 from temarec.tagging.cache import TagCache
+from temarec.tagging.prompts import DEFAULT_PROMPTS
 from temarec.tagging.runner import (
     TagRunOptions,
     parse_shard,
@@ -231,3 +232,45 @@ def test_file_backend_imports_third_party_art_office_tags(need_real, tmp_path):
     # the raw strings of the file: one truncated list repaired, refusals recorded
     assert res.tags[4016][:3] == ["arts", "crafts", "sewing"]
     assert res.errors[18951] == "refusal"
+
+
+class EchoBackend(FakeBackend):
+    """A chat backend that repeats a Kitchen worked example ("baking mat") on every item, and answers
+    item 0 with nothing else."""
+
+    prompts = DEFAULT_PROMPTS
+
+    def tag(self, requests, pass_="generate"):
+        out = super().tag(requests, pass_)
+        for r, res in zip(requests, out, strict=True):
+            if res.ok:
+                only = r.item_id == self.only_echo
+                res.tags = ["baking mat"] if only else [*res.tags, "baking mat"]
+                res.weights = [1.0] if only else [*res.weights, 0.1]
+        return out
+
+
+def test_example_echo_is_dropped_after_the_cache(ds, tmp_path):
+    kitchen = ds.items.index[ds.items["domain"] == ds.domains.index("Kitchen")].to_numpy()
+    only, mat = int(kitchen[0]), int(kitchen[1])
+    ds.items.loc[mat, "title"] = "Silicone Baking Mats, set of 2"  # its own text supports the tag
+    be = EchoBackend()
+    be.only_echo = only
+    with TagCache(tmp_path / "c.sqlite") as cache:
+        res = tag_dataset(ds, be, cache, TagRunOptions(progress=False))
+        ec = res.summary["example_echo"]
+        # a Kitchen example: dropped from Kitchen items but the supported one, kept on Food items
+        assert ec["items_with_echo"] == len(kitchen) - 1 and ec["tags_dropped"] == len(kitchen) - 1
+        assert ec["items_left_without_tags"] == 1 and res.errors == {only: "example_echo"}
+        assert res.summary["failed_by_reason"] == {"example_echo": 1}
+        has_mat = {i for i, t in res.tags.items() if "baking mat" in t}
+        assert has_mat == (set(ds.items.index.tolist()) - set(kitchen.tolist())) | {mat}
+        assert all(len(res.weights[i]) == len(t) for i, t in res.tags.items())
+        # the cache keeps the model's own answer: keeping the examples asks nothing again
+        calls = be.calls
+        kept = tag_dataset(ds, be, cache, TagRunOptions(progress=False, drop_example_echo=False))
+        assert be.calls == calls and kept.summary["example_echo"] is None
+        assert kept.tags[only] == ["baking mat"] and not kept.errors
+        # backends without prompts (keyphrase, file) are left alone
+        plain = tag_dataset(ds, FakeBackend(), cache, TagRunOptions(limit=5, progress=False))
+        assert plain.summary["example_echo"] is None

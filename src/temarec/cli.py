@@ -579,6 +579,13 @@ def tag(
     retry_failed: Annotated[
         bool, typer.Option(help="ask again for items whose stored answer failed")
     ] = False,
+    keep_example_tags: Annotated[
+        bool,
+        typer.Option(
+            help="LLMs: keep tags copied from the prompt's worked examples that the item's text does "
+            "not support (dropped by default; the cached answers keep them either way)"
+        ),
+    ] = False,
     cache: Annotated[
         Path | None, typer.Option(help="SQLite cache (default ARTIFACTS/tags/DATASET/cache.sqlite)")
     ] = None,
@@ -690,6 +697,7 @@ def tag(
         batch_size=batch_size
         or (max(16, 4 * concurrency) if backend == "openai" else 64 if backend != "llamacpp" else 8),
         retry_failed=retry_failed,
+        drop_example_echo=not keep_example_tags,
         progress=not quiet,
     )
     worker_args = [
@@ -701,6 +709,7 @@ def tag(
         *(("--prompts", str(prompts)) if prompts else ()),
         *(("--max-tokens", str(max_tokens)) if max_tokens else ()),
         *(("--retry-failed",) if retry_failed else ()),
+        *(("--keep-example-tags",) if keep_example_tags else ()),
     ]
     t0 = time.perf_counter()
     try:
@@ -763,6 +772,13 @@ def tag(
     )
     for reason, n in st["failed_by_reason"].items():
         typer.echo(f"  failed {reason}: {n:,}")
+    if st.get("example_echo") and st["example_echo"]["tags_dropped"]:
+        ec = st["example_echo"]
+        typer.echo(
+            f"dropped {ec['tags_dropped']:,} tags copied from the prompt's examples on "
+            f"{ec['items_with_echo']:,} items ({ec['items_left_without_tags']:,} left without tags; "
+            "--keep-example-tags keeps them)"
+        )
     if st.get("refine_pass"):
         rp = st["refine_pass"]
         typer.echo(

@@ -31,6 +31,7 @@ BACKEND = "backend_error"
 PROMPT_TOO_LONG = "prompt_too_long"
 NO_TEXT = "no_text"
 MISSING = "missing"
+EXAMPLE_ECHO = "example_echo"  # every tag was one of the prompt's worked examples, absent from the item
 
 #: reasons worth asking again on a later run (the server, not the item, was the problem)
 TRANSIENT = frozenset({TIMEOUT, HTTP, NETWORK, BAD_RESPONSE, BACKEND})
@@ -264,6 +265,46 @@ def is_echo(tag: str, title: str | None, overlap: float = DEFAULT_RULES.echo_ove
     tset = set(tw)
     covered = sum(1 for w in set(gw) if w in tset)
     return covered >= overlap * len(tset) and covered / len(set(gw)) >= 0.8
+
+
+def _stem(word: str) -> str:
+    """A crude singular: enough that "baking mats" in a title supports the tag "baking mat"."""
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def text_words(*texts: str | None) -> frozenset[str]:
+    """The words of an item's text as `is_example_echo` compares them: singular, and each run of two or
+    three words also joined ("non stick" and "nonstick" meet)."""
+    out: set[str] = set()
+    for text in texts:
+        ws = [_stem(w) for w in _words(text)]
+        out.update(ws)
+        for n in (2, 3):
+            out.update(_stem("".join(ws[i : i + n])) for i in range(len(ws) - n + 1))
+    return frozenset(out)
+
+
+def is_example_echo(tag: str, examples: frozenset[str] | set[str], words: frozenset[str]) -> bool:
+    """The tag is one of the prompt's worked-example tags and the item's text does not support it:
+    small models repeat their few-shot answers ("baking mat" on a coffee grinder) instead of reading
+    the item. `words` is `text_words(title, description)`."""
+    if tag not in examples:
+        return False
+    gw = [_stem(w) for w in _words(tag)]
+    if not gw:
+        return False
+    return not (all(w in words for w in gw) or _stem("".join(gw)) in words)
+
+
+def drop_example_echo(
+    tags: list[str], weights: list[float] | None, examples: frozenset[str] | set[str], words: frozenset[str]
+) -> tuple[list[str], list[float] | None, int]:
+    """`tags` (and their weights) without example echoes, and how many were dropped."""
+    keep = [i for i, t in enumerate(tags) if not is_example_echo(t, examples, words)]
+    if len(keep) == len(tags):
+        return tags, weights, 0
+    kept_w = [weights[i] for i in keep] if weights is not None else None
+    return [tags[i] for i in keep], kept_w, len(tags) - len(keep)
 
 
 def check_tags(

@@ -46,6 +46,12 @@ class DomainPrompt(_Strict):
     examples: list[Example] = []
     refine_examples: list[Example] = []
 
+    def example_tags(self) -> frozenset[str]:
+        """Every tag the model is shown in this domain's examples (answers and refinement drafts),
+        lower case: what it may repeat without reading the item (`parse.is_example_echo`)."""
+        shown = [t for ex in [*self.examples, *self.refine_examples] for t in [*ex.tags, *(ex.draft or [])]]
+        return frozenset(t.strip().lower() for t in shown)
+
 
 SYSTEM = (
     "You label {domain} products with short descriptive tags for a recommender system. "
@@ -254,6 +260,10 @@ class PromptSet(_Strict):
             return self.domains[domain]
         low = {k.lower(): v for k, v in self.domains.items()}
         return low.get(domain.lower(), self.generic)
+
+    def example_tags(self, domain: str) -> frozenset[str]:
+        """The worked-example tags the model sees for items of `domain`."""
+        return self.for_domain(domain).example_tags()
 
     def item_block(self, title: str | None, description: str | None) -> str:
         data = {"title": clean_field(title, self.max_title_chars)}

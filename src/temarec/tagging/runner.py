@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from temarec.data.dataset import CDDataset
 from temarec.tagging.base import BackendFatalError, Pass, TagBackend, TagRequest, TagResult
 from temarec.tagging.cache import CachedAnswer, CacheKey, TagCache, text_sha
-from temarec.tagging.parse import BACKEND, NO_TEXT, TRANSIENT
+from temarec.tagging.parse import BACKEND, EXAMPLE_ECHO, NO_TEXT, TRANSIENT, drop_example_echo, text_words
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ class TagRunOptions:
     limit: int | None = None  # at most this many items (after sample and shard), for trials
     batch_size: int = 16  # items per backend call and per cache transaction
     retry_failed: bool = False  # ask again for items whose stored answer failed (transient ones always are)
+    drop_example_echo: bool = True  # drop worked-example tags the item's text does not support
     progress: bool = True
 
 
@@ -280,6 +281,37 @@ def _run_pass(
     return answers, st
 
 
+def _drop_example_echo(
+    backend: TagBackend, reqs: list[TagRequest], final: dict[int, CachedAnswer], errors: dict[int, str]
+) -> dict | None:
+    """Remove, in place, final tags that repeat the prompt's worked examples without support in the
+    item's text; an item left with none moves to `errors`. Applied after the cache, so the stored
+    answers stay the model's own and `--keep-example-tags` gets them back without asking again.
+    Returns the counts (None for backends without prompts)."""
+    prompts = getattr(backend, "prompts", None)
+    if prompts is None:
+        return None
+    examples = {d: prompts.example_tags(d) for d in {r.domain for r in reqs}}
+    dropped = items = emptied = 0
+    for r in reqs:
+        a = final.get(r.item_id)
+        if a is None:
+            continue
+        tags, weights, n = drop_example_echo(
+            a.tags, a.weights, examples[r.domain], text_words(r.title, r.description)
+        )
+        if not n:
+            continue
+        dropped, items = dropped + n, items + 1
+        if tags:
+            final[r.item_id] = replace(a, tags=tags, weights=weights)
+        else:
+            del final[r.item_id]
+            errors[r.item_id] = EXAMPLE_ECHO
+            emptied += 1
+    return {"tags_dropped": dropped, "items_with_echo": items, "items_left_without_tags": emptied}
+
+
 def tag_dataset(
     ds: CDDataset,
     backend: TagBackend,
@@ -309,6 +341,9 @@ def tag_dataset(
         for iid, a in ref.items():
             if a.ok:  # a failed refinement keeps the first pass's tags
                 final[iid] = a
+    echo = _drop_example_echo(backend, reqs, final, errors) if opts.drop_example_echo else None
+    n_emptied = echo["items_left_without_tags"] if echo else 0
+    emptied = {EXAMPLE_ECHO: n_emptied} if n_emptied else {}
     elapsed = time.perf_counter() - t_start
     asked = gst.asked
     summary = {
@@ -323,7 +358,8 @@ def tag_dataset(
         "no_text": len(no_text),
         "tagged": len(final),
         "failed": len(errors) - len(no_text),
-        "failed_by_reason": gst.failed_by_reason,
+        "failed_by_reason": gst.failed_by_reason | emptied,
+        "example_echo": echo,
         "generate": asdict(gst),
         "refine_pass": asdict(rst) if rst is not None else None,
         "model_calls": gst.asked + (rst.asked if rst else 0),
