@@ -17,29 +17,24 @@ import argparse
 import json
 from collections import Counter
 
-from tagging_bench import _words, copy_rate
+from tagging_bench import copy_rate
 
 from temarec.data import load_dataset
 from temarec.settings import artifacts_root
-from temarec.tagging.prompts import DEFAULT_DOMAINS
+from temarec.tagging.base import TagRequest
+from temarec.tagging.parse import is_example_echo, text_words
+from temarec.tagging.prompts import DEFAULT_PROMPTS
 from temarec.tagging.runner import build_requests, read_tags_jsonl
 
 
-def example_tags(domain: str) -> set[str]:
-    """The tags of a domain's built-in worked examples (first pass and refinement)."""
-    p = DEFAULT_DOMAINS.get(domain)
-    if p is None:
-        return set()
-    return {t.lower() for ex in [*p.examples, *p.refine_examples] for t in ex.tags}
-
-
-def few_shot_echo(tags: dict[int, list[str]], texts: dict[int, str], domains: dict[int, str]) -> float:
-    """Share of tagged items with a worked-example tag whose words are not all in the item's text."""
-    examples = {d: example_tags(d) for d in set(domains.values())}
+def few_shot_echo(tags: dict[int, list[str]], reqs: list[TagRequest]) -> float:
+    """Share of tagged items with a tag the example-echo guard drops (`parse.is_example_echo`): one of
+    the built-in prompts' worked-example tags that the item's own text does not support."""
     hit = 0
-    for iid, ts in tags.items():
-        words = set(_words(texts.get(iid, "")))
-        hit += any(t.lower() in examples[domains[iid]] and not set(_words(t)) <= words for t in ts)
+    for r in reqs:
+        if r.item_id in tags:
+            ex, words = DEFAULT_PROMPTS.example_tags(r.domain), text_words(r.title, r.description)
+            hit += any(is_example_echo(t, ex, words) for t in tags[r.item_id])
     return hit / len(tags) if tags else float("nan")
 
 
@@ -54,8 +49,6 @@ def main() -> None:
     # the items' text as the tagger read it (items without any text are never tagged)
     reqs, _ = build_requests(ds, ds.items.index.to_numpy())
     titles = {r.item_id: r.title or "" for r in reqs}
-    texts = {r.item_id: f"{r.title or ''} {r.description or ''}" for r in reqs}
-    domains = {r.item_id: r.domain for r in reqs}
 
     root = artifacts_root() / "tags" / args.dataset
     out = {}
@@ -73,7 +66,7 @@ def main() -> None:
             "distinct_tags": len(counts),
             "vocab_size": summary.get("vocab_size"),  # absent when the run built no vocabulary
             "copy_rate": round(copy_rate(tags, titles), 4),
-            "few_shot_echo": round(few_shot_echo(tags, texts, domains), 4),
+            "few_shot_echo": round(few_shot_echo(tags, reqs), 4),
             "top_tags": counts.most_common(args.top),
             "workers": summary.get("workers"),
         }
