@@ -166,6 +166,15 @@ MD
       if [[ -f results/smollm2-tags/compare-$t.md ]]; then echo; cat results/smollm2-tags/compare-$t.md; fi
     done
   fi
+  if [[ -f results/smollm2-guarded/compare-unguarded.md ]]; then
+    echo
+    echo "## amazon-food-kitchen with the local LLM's tags, example echoes dropped"
+    echo
+    prose benchmarks/results_readme_guarded.md
+    for t in unguarded keyphrase; do
+      if [[ -f results/smollm2-guarded/compare-$t.md ]]; then echo; cat results/smollm2-guarded/compare-$t.md; fi
+    done
+  fi
   echo
   cat <<'MD'
 ## Do the tags help rare items? (issue 5)

@@ -194,3 +194,14 @@ def test_workers_argument_errors_and_a_failing_worker(tmp_path):
     bad = ["--dataset", "no-such-dataset", "--backend", "keyphrase"]
     with pytest.raises(WorkerError, match=r"of 2 tagging workers failed .*worker-\d-of-2.log.*no-such"):
         run_workers(bad, 2, tmp_path / "w", progress=False)
+
+
+def test_echo_note_says_what_the_guard_dropped():
+    from temarec.cli import _echo_note
+
+    assert _echo_note({"example_echo": None}) == "" and _echo_note({}) == ""
+    none = {"tags_dropped": 0, "items_with_echo": 0, "items_left_without_tags": 0}
+    assert _echo_note({"example_echo": none}) == ""
+    some = {"tags_dropped": 1234, "items_with_echo": 1000, "items_left_without_tags": 3}
+    note = _echo_note({"example_echo": some})
+    assert "1,234 tags" in note and "1,000 items" in note and "3 left without tags" in note

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -108,3 +109,6 @@ def test_cli_llamacpp(tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert "2 items selected" in res.output and (tmp_path / "o" / "tags.jsonl").is_file()
+    # the example-echo guard ran (an LLM backend) and says what it dropped
+    echo = json.loads((tmp_path / "o" / "summary.json").read_text())["example_echo"]
+    assert set(echo) == {"tags_dropped", "items_with_echo", "items_left_without_tags"}

@@ -215,6 +215,8 @@ def demo(
             f"tagged {summary['tagged']:,} items ({summary['tags_per_item']:.1f} tags/item), "
             f"{summary['no_text']:,} without text, vocabulary {summary['vocab_size']:,} tags"
         )
+        if echo := _echo_note(summary):
+            typer.echo(echo)
     base = {
         "data": {"dataset": "demo"},
         "features": {"tags": tags_source or "none"},
@@ -772,13 +774,8 @@ def tag(
     )
     for reason, n in st["failed_by_reason"].items():
         typer.echo(f"  failed {reason}: {n:,}")
-    if st.get("example_echo") and st["example_echo"]["tags_dropped"]:
-        ec = st["example_echo"]
-        typer.echo(
-            f"dropped {ec['tags_dropped']:,} tags copied from the prompt's examples on "
-            f"{ec['items_with_echo']:,} items ({ec['items_left_without_tags']:,} left without tags; "
-            "--keep-example-tags keeps them)"
-        )
+    if echo := _echo_note(st):
+        typer.echo(echo + "; --keep-example-tags keeps them")
     if st.get("refine_pass"):
         rp = st["refine_pass"]
         typer.echo(
@@ -793,6 +790,17 @@ def tag(
         + (f"; vocabulary {n_vocab:,} tags" if n_vocab else "")
     )
     typer.echo(f"wrote {out_dir}")
+
+
+def _echo_note(summary: dict) -> str:
+    """What the example-echo guard dropped, or '' when it dropped nothing (or did not run)."""
+    ec = summary.get("example_echo")
+    if not ec or not ec["tags_dropped"]:
+        return ""
+    return (
+        f"dropped {ec['tags_dropped']:,} tags copied from the prompt's examples on "
+        f"{ec['items_with_echo']:,} items ({ec['items_left_without_tags']:,} left without tags)"
+    )
 
 
 def _tag_with_workers(ds, be, store, run_opts, workers: int, out_dir: Path, args: list[str]) -> dict | None:
