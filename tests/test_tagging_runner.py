@@ -274,3 +274,24 @@ def test_example_echo_is_dropped_after_the_cache(ds, tmp_path):
         # backends without prompts (keyphrase, file) are left alone
         plain = tag_dataset(ds, FakeBackend(), cache, TagRunOptions(limit=5, progress=False))
         assert plain.summary["example_echo"] is None
+
+
+def test_a_refined_list_of_echoes_falls_back_to_the_first_pass(ds, tmp_path):
+    kitchen = ds.items.index[ds.items["domain"] == ds.domains.index("Kitchen")].to_numpy()
+    only = int(kitchen[0])
+
+    class EchoingRefiner(FakeBackend):
+        prompts = DEFAULT_PROMPTS
+
+        def tag(self, requests, pass_="generate"):
+            out = super().tag(requests, pass_)
+            if pass_ == "refine":
+                for r, res in zip(requests, out, strict=True):
+                    if r.item_id == only:
+                        res.tags, res.weights = ["baking mat", "non-stick"], None
+            return out
+
+    with TagCache(tmp_path / "c.sqlite") as cache:
+        res = tag_dataset(ds, EchoingRefiner(), cache, TagRunOptions(refine=True, progress=False))
+    assert only not in res.errors and len(res.tags[only]) == 3  # the first pass's three tags
+    assert "baking mat" not in res.tags[only] and res.summary["example_echo"]["tags_dropped"] == 2

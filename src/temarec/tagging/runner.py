@@ -282,12 +282,17 @@ def _run_pass(
 
 
 def _drop_example_echo(
-    backend: TagBackend, reqs: list[TagRequest], final: dict[int, CachedAnswer], errors: dict[int, str]
+    backend: TagBackend,
+    reqs: list[TagRequest],
+    final: dict[int, CachedAnswer],
+    errors: dict[int, str],
+    first: dict[int, CachedAnswer],
 ) -> dict | None:
     """Remove, in place, final tags that repeat the prompt's worked examples without support in the
-    item's text; an item left with none moves to `errors`. Applied after the cache, so the stored
-    answers stay the model's own and `--keep-example-tags` gets them back without asking again.
-    Returns the counts (None for backends without prompts)."""
+    item's text; a refined list left empty falls back to the first pass's (guarded too), an item left
+    with none moves to `errors`. Applied after the cache, so the stored answers stay the model's own
+    and `--keep-example-tags` gets them back without asking again. Returns the counts (None for
+    backends without prompts)."""
     prompts = getattr(backend, "prompts", None)
     if prompts is None:
         return None
@@ -297,12 +302,14 @@ def _drop_example_echo(
         a = final.get(r.item_id)
         if a is None:
             continue
-        tags, weights, n = drop_example_echo(
-            a.tags, a.weights, examples[r.domain], text_words(r.title, r.description)
-        )
+        words = text_words(r.title, r.description)
+        tags, weights, n = drop_example_echo(a.tags, a.weights, examples[r.domain], words)
         if not n:
             continue
         dropped, items = dropped + n, items + 1
+        if not tags and (f := first.get(r.item_id)) is not None and f is not a and f.ok:
+            tags, weights, _ = drop_example_echo(f.tags, f.weights, examples[r.domain], words)
+            a = f
         if tags:
             final[r.item_id] = replace(a, tags=tags, weights=weights)
         else:
@@ -341,7 +348,7 @@ def tag_dataset(
         for iid, a in ref.items():
             if a.ok:  # a failed refinement keeps the first pass's tags
                 final[iid] = a
-    echo = _drop_example_echo(backend, reqs, final, errors) if opts.drop_example_echo else None
+    echo = _drop_example_echo(backend, reqs, final, errors, gen) if opts.drop_example_echo else None
     n_emptied = echo["items_left_without_tags"] if echo else 0
     emptied = {EXAMPLE_ECHO: n_emptied} if n_emptied else {}
     elapsed = time.perf_counter() - t_start
