@@ -206,3 +206,11 @@ def test_drop_example_echo_keeps_weights_aligned():
     assert (tags, weights, n) == (["teapot", "infuser"], [0.9, 0.7], 1)
     same = ["teapot"]
     assert drop_example_echo(same, None, ex, words) == (same, None, 0)
+
+
+def test_example_echo_compares_canonical_forms():
+    food = DEFAULT_PROMPTS.example_tags("Food")
+    assert is_example_echo("Gluten Free", food, text_words("Rice crackers, sea salt", None))
+    assert not is_example_echo("gluten free", food, text_words("Crackers", "Gluten-free and vegan"))
+    kitchen = DEFAULT_PROMPTS.example_tags("Kitchen")
+    assert is_example_echo("Baking Mats", kitchen, text_words("Burr Coffee Grinder", None))

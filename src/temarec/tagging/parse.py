@@ -13,6 +13,9 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
+
+from temarec.tagging.normalize import normalize_tag, normalize_words, singularize
 
 # failure reasons (also used by backends for transport failures)
 NOT_JSON = "not_json"
@@ -267,37 +270,39 @@ def is_echo(tag: str, title: str | None, overlap: float = DEFAULT_RULES.echo_ove
     return covered >= overlap * len(tset) and covered / len(set(gw)) >= 0.8
 
 
-def _stem(word: str) -> str:
-    """A crude singular: enough that "baking mats" in a title supports the tag "baking mat"."""
-    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
-
-
 def text_words(*texts: str | None) -> frozenset[str]:
-    """The words of an item's text as `is_example_echo` compares them: singular, and each run of two or
-    three words also joined ("non stick" and "nonstick" meet)."""
+    """The words of an item's text as `is_example_echo` compares them: canonical (`normalize_words`:
+    singular, American spelling), and each run of two or three words also joined, so that "non stick"
+    and "nonstick" meet."""
     out: set[str] = set()
     for text in texts:
-        ws = [_stem(w) for w in _words(text)]
+        ws = normalize_words(text or "")
         out.update(ws)
         for n in (2, 3):
-            out.update(_stem("".join(ws[i : i + n])) for i in range(len(ws) - n + 1))
+            out.update(singularize("".join(ws[i : i + n])) for i in range(len(ws) - n + 1))
     return frozenset(out)
 
 
-def is_example_echo(tag: str, examples: frozenset[str] | set[str], words: frozenset[str]) -> bool:
-    """The tag is one of the prompt's worked-example tags and the item's text does not support it:
-    small models repeat their few-shot answers ("baking mat" on a coffee grinder) instead of reading
-    the item. `words` is `text_words(title, description)`."""
-    if tag not in examples:
+@lru_cache(maxsize=256)
+def _canonical(examples: frozenset[str]) -> frozenset[str]:
+    """Canonical forms of a prompt's example tags (a handful per domain; computed once each)."""
+    return frozenset(c for c in map(normalize_tag, examples) if c)
+
+
+def is_example_echo(tag: str, examples: frozenset[str], words: frozenset[str]) -> bool:
+    """The tag is one of the prompt's worked-example tags (compared in canonical form, so "Baking Mats"
+    is "baking mat") and the item's text does not support it: small models repeat their few-shot answers
+    ("baking mat" on a coffee grinder) instead of reading the item. `words` is
+    `text_words(title, description)`."""
+    canon = normalize_tag(tag)
+    if canon is None or canon not in _canonical(examples):
         return False
-    gw = [_stem(w) for w in _words(tag)]
-    if not gw:
-        return False
-    return not (all(w in words for w in gw) or _stem("".join(gw)) in words)
+    gw = canon.split()
+    return not (all(w in words for w in gw) or singularize("".join(gw)) in words)
 
 
 def drop_example_echo(
-    tags: list[str], weights: list[float] | None, examples: frozenset[str] | set[str], words: frozenset[str]
+    tags: list[str], weights: list[float] | None, examples: frozenset[str], words: frozenset[str]
 ) -> tuple[list[str], list[float] | None, int]:
     """`tags` (and their weights) without example echoes, and how many were dropped."""
     keep = [i for i, t in enumerate(tags) if not is_example_echo(t, examples, words)]

@@ -349,8 +349,6 @@ def tag_dataset(
             if a.ok:  # a failed refinement keeps the first pass's tags
                 final[iid] = a
     echo = _drop_example_echo(backend, reqs, final, errors, gen) if opts.drop_example_echo else None
-    n_emptied = echo["items_left_without_tags"] if echo else 0
-    emptied = {EXAMPLE_ECHO: n_emptied} if n_emptied else {}
     elapsed = time.perf_counter() - t_start
     asked = gst.asked
     summary = {
@@ -365,7 +363,8 @@ def tag_dataset(
         "no_text": len(no_text),
         "tagged": len(final),
         "failed": len(errors) - len(no_text),
-        "failed_by_reason": gst.failed_by_reason | emptied,
+        # the first pass's reasons, and items the example-echo guard left without tags
+        "failed_by_reason": dict(Counter(e for e in errors.values() if e != NO_TEXT).most_common()),
         "example_echo": echo,
         "generate": asdict(gst),
         "refine_pass": asdict(rst) if rst is not None else None,
