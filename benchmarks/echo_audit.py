@@ -4,9 +4,11 @@
     python benchmarks/echo_audit.py --draw          # print a fresh sample to label (does not overwrite)
 
 The guard (`tagging.parse.is_example_echo`) drops a tag of the prompt's worked examples when the item's
-title and description do not contain its words. Some of those tags are true all the same ("food" on
-cereal, "stainless steel" on "Polished Stainless"), and a semantic check (keep the tag when the text
-encoder puts it close to the item's text) was the obvious way to keep them. This script measures both on
+title and description do not contain its words (audited here: the example *tags*, `example_tags`; the
+pieces of the examples' titles it also drops since session 17 are left out, they are nearly all
+wrong). Some of those tags are true all the same ("food" on cereal, "stainless steel" on "Polished
+Stainless"), and a semantic check (keep the tag when the text encoder puts it close to the item's
+text) was the obvious way to keep them. This script measures both on
 a seeded random sample of the tags the guard drops from SmolLM2's amazon-food-kitchen answers
 (`ARTIFACTS/tags/amazon-food-kitchen/llamacpp-smollm2-135m`, the unguarded set):
 

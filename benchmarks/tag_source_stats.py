@@ -29,11 +29,12 @@ from temarec.tagging.runner import build_requests, read_tags_jsonl
 
 def few_shot_echo(tags: dict[int, list[str]], reqs: list[TagRequest]) -> float:
     """Share of tagged items with a tag the example-echo guard drops (`parse.is_example_echo`): one of
-    the built-in prompts' worked-example tags that the item's own text does not support."""
+    the built-in prompts' worked-example phrases (their tags, pieces of their items' text) that the
+    item's own text does not support."""
     hit = 0
     for r in reqs:
         if r.item_id in tags:
-            ex, words = DEFAULT_PROMPTS.example_tags(r.domain), text_words(r.title, r.description)
+            ex, words = DEFAULT_PROMPTS.example_phrases(r.domain), text_words(r.title, r.description)
             hit += any(is_example_echo(t, ex, words) for t in tags[r.item_id])
     return hit / len(tags) if tags else float("nan")
 

@@ -199,6 +199,38 @@ def test_example_echo_is_an_example_tag_the_text_does_not_support():
     assert is_example_echo("stainless steel", ex, text_words("Glass Teapot", "steel strainer"))
 
 
+def test_example_phrases_add_pieces_of_the_examples_items():
+    kitchen = DEFAULT_PROMPTS.example_phrases("Kitchen")
+    assert DEFAULT_PROMPTS.example_tags("Kitchen") <= kitchen
+    # runs of 2+ words of an example's title ("Silicone Baking Mat Set of 3, Non-Stick Oven Liner")
+    assert {"baking mat set of 3", "non-stick oven liner", "set of 3"} <= kitchen
+    assert "liner" not in kitchen and "silicone baking mat set of 3 non-stick" not in kitchen  # 1 word, 7
+    assert "spicy thai peanut sauce" in DEFAULT_PROMPTS.example_phrases("Food")
+    own = PromptSet.model_validate(
+        {
+            "generic": {
+                "name": "shop",
+                "attributes": ["type"],
+                "examples": [
+                    {"title": "Oak Desk", "description": "Solid oak, two drawers", "tags": ["desk"]}
+                ],
+            }
+        }
+    )
+    assert {"desk", "oak desk", "solid oak", "two drawers"} <= own.example_phrases("Any")
+
+
+def test_a_piece_of_an_examples_title_is_an_echo_unless_supported():
+    ex = DEFAULT_PROMPTS.example_phrases("Kitchen")
+    sorter = text_words("3-Bag Laundry Sorter Cart With Hanging Bar", None)
+    assert is_example_echo("baking mat set of 3", ex, sorter) and is_example_echo(
+        "Non-Stick Oven Liners", ex, sorter
+    )
+    mats = text_words("Silicone Baking Mat Set of 3", "Non stick oven liners for half sheet pans")
+    assert not is_example_echo("baking mat set of 3", ex, mats)
+    assert not is_example_echo("non-stick oven liner", ex, mats)
+
+
 def test_drop_example_echo_keeps_weights_aligned():
     ex = DEFAULT_PROMPTS.example_tags("Kitchen")
     words = text_words("Glass Teapot with Infuser", None)

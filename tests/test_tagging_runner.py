@@ -276,6 +276,26 @@ def test_example_echo_is_dropped_after_the_cache(ds, tmp_path):
         assert plain.summary["example_echo"] is None
 
 
+def test_a_piece_of_an_examples_title_is_dropped_too(ds, tmp_path):
+    kitchen = ds.items.index[ds.items["domain"] == ds.domains.index("Kitchen")].to_numpy()
+    item = int(kitchen[0])
+
+    class TitleCopier(FakeBackend):
+        prompts = DEFAULT_PROMPTS
+
+        def tag(self, requests, pass_="generate"):
+            out = super().tag(requests, pass_)
+            for r, res in zip(requests, out, strict=True):
+                if r.item_id == item:  # a fragment of the Kitchen example's title
+                    res.tags, res.weights = [*res.tags, "baking mat set of 3"], None
+            return out
+
+    with TagCache(tmp_path / "c.sqlite") as cache:
+        res = tag_dataset(ds, TitleCopier(), cache, TagRunOptions(progress=False))
+    assert "baking mat set of 3" not in res.tags[item] and res.tags[item]
+    assert res.summary["example_echo"]["tags_dropped"] == 1
+
+
 def test_a_refined_list_of_echoes_falls_back_to_the_first_pass(ds, tmp_path):
     kitchen = ds.items.index[ds.items["domain"] == ds.domains.index("Kitchen")].to_numpy()
     only = int(kitchen[0])

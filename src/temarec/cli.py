@@ -584,8 +584,9 @@ def tag(
     keep_example_tags: Annotated[
         bool,
         typer.Option(
-            help="LLMs: keep tags copied from the prompt's worked examples that the item's text does "
-            "not support (dropped by default; the cached answers keep them either way)"
+            help="LLMs: keep tags copied from the prompt's worked examples (their tags or pieces of "
+            "their items' text) that the item's text does not support (dropped by default; the cached "
+            "answers keep them either way)"
         ),
     ] = False,
     cache: Annotated[

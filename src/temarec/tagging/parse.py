@@ -290,10 +290,11 @@ def _canonical(examples: frozenset[str]) -> frozenset[str]:
 
 
 def is_example_echo(tag: str, examples: frozenset[str], words: frozenset[str]) -> bool:
-    """The tag is one of the prompt's worked-example tags (compared in canonical form, so "Baking Mats"
-    is "baking mat") and the item's text does not support it: small models repeat their few-shot answers
-    ("baking mat" on a coffee grinder) instead of reading the item. `words` is
-    `text_words(title, description)`."""
+    """The tag is one of the prompt's worked-example phrases (`PromptSet.example_phrases`: the examples'
+    tags and runs of their items' words; compared in canonical form, so "Baking Mats" is "baking mat")
+    and the item's text does not support it: small models repeat their few-shot answers ("baking mat"
+    on a coffee grinder, "baking mat set of 3" on a laundry sorter) instead of reading the item.
+    `words` is `text_words(title, description)`."""
     canon = normalize_tag(tag)
     if canon is None or canon not in _canonical(examples):
         return False

@@ -23,6 +23,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from temarec.tagging.base import Pass, TagRequest
+from temarec.tagging.normalize import MAX_WORDS
+
+# the word boundaries of an example's text when cut into phrases (normalize_tag does the rest)
+_TOKEN_SPLIT = re.compile(r"[\s,;:()\[\]|/]+")
 
 
 class _Strict(BaseModel):
@@ -51,6 +55,22 @@ class DomainPrompt(_Strict):
         lower case: what it may repeat without reading the item (`parse.is_example_echo`)."""
         shown = [t for ex in [*self.examples, *self.refine_examples] for t in [*ex.tags, *(ex.draft or [])]]
         return frozenset(t.strip().lower() for t in shown)
+
+    def example_phrases(self) -> frozenset[str]:
+        """`example_tags` and every run of 2 to MAX_WORDS words of the examples' titles and descriptions,
+        lower case: small models also copy pieces of an example's *item* ("baking mat set of 3" from "Silicone
+        Baking Mat Set of 3, ..."); single title words are left out (too common to call an echo)."""
+        runs: set[str] = set()
+        for ex in [*self.examples, *self.refine_examples]:
+            for text in (ex.title, ex.description or ""):
+                words = [w for w in _TOKEN_SPLIT.split(text.lower()) if w]
+                ends = [
+                    (i, j)
+                    for i in range(len(words))
+                    for j in range(i + 2, min(i + MAX_WORDS, len(words)) + 1)
+                ]
+                runs.update(" ".join(words[i:j]) for i, j in ends)
+        return self.example_tags() | frozenset(runs)
 
 
 SYSTEM = (
@@ -264,6 +284,11 @@ class PromptSet(_Strict):
     def example_tags(self, domain: str) -> frozenset[str]:
         """The worked-example tags the model sees for items of `domain`."""
         return self.for_domain(domain).example_tags()
+
+    def example_phrases(self, domain: str) -> frozenset[str]:
+        """The worked-example tags and item phrases the model sees for items of `domain` (what the
+        example-echo guard looks for)."""
+        return self.for_domain(domain).example_phrases()
 
     def item_block(self, title: str | None, description: str | None) -> str:
         data = {"title": clean_field(title, self.max_title_chars)}

@@ -296,7 +296,7 @@ def _drop_example_echo(
     prompts = getattr(backend, "prompts", None)
     if prompts is None:
         return None
-    examples = {d: prompts.example_tags(d) for d in {r.domain for r in reqs}}
+    examples = {d: prompts.example_phrases(d) for d in {r.domain for r in reqs}}
     dropped = items = emptied = 0
     for r in reqs:
         a = final.get(r.item_id)
