@@ -187,6 +187,7 @@ def test_workers_argument_errors_and_a_failing_worker(tmp_path):
         (["--backend", "keyphrase", "--shard", "0/2"], "not with --shard"),
         (["--backend", "keyphrase", "--limit", "5"], "not with --shard or --limit"),
         (["--backend", "keyphrase", "--workers", "0"], "--workers must be >= 1"),
+        (["--backend", "openai", "--max-rps", "0"], "--max-rps must be > 0"),
     ]:
         args = ["tag", "--dataset", "demo", "--workers", "2", *extra]
         res = runner.invoke(app, args)

@@ -236,6 +236,24 @@ def test_concurrency_is_bounded():
         assert 2 <= srv.max_in_flight <= 3
 
 
+def test_max_rps_spaces_requests_across_batches():
+    arrivals: list[float] = []
+
+    def timed(n, path, body):
+        arrivals.append(time.monotonic())
+        return good(n, path, body)
+
+    reqs = [TagRequest(i, str(i), "Food", f"Item {i}", None) for i in range(6)]
+    with TinyServer(timed) as srv:
+        be = backend(srv.url, concurrency=6, max_rps=10.0)
+        assert all(r.ok for r in be.tag(reqs[:3]) + be.tag(reqs[3:]))
+    # 6 requests sent 100 ms apart, the second batch included (all 6 could be in flight at once)
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    assert len(arrivals) == 6 and min(gaps) >= 0.08 and arrivals[-1] - arrivals[0] >= 0.45
+    with pytest.raises(ValueError, match="max_rps"):
+        backend("http://127.0.0.1:1/v1", max_rps=0)
+
+
 def test_parse_retry_after():
     assert (
         parse_retry_after("2") == 2.0

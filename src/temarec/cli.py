@@ -573,6 +573,10 @@ def tag(
     sample: Annotated[int | None, typer.Option(help="a seeded random sample of N items")] = None,
     sample_seed: Annotated[int, typer.Option(help="seed of --sample")] = 0,
     concurrency: Annotated[int, typer.Option(help="openai: requests in flight")] = 4,
+    max_rps: Annotated[
+        float | None,
+        typer.Option(help="openai: at most this many requests per second (a hosted API's rate limit)"),
+    ] = None,
     threads: Annotated[int | None, typer.Option(help="llamacpp/keyphrase: CPU threads")] = None,
     prompts: Annotated[Path | None, typer.Option(help="YAML prompt set (default: built-in v1)")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="LLM answer length limit")] = None,
@@ -632,6 +636,8 @@ def tag(
     ):
         if val is not None and val < 1:
             _fail(f"--{name} must be >= 1")
+    if max_rps is not None and not max_rps > 0:
+        _fail("--max-rps must be > 0")
     if workers > 1:
         if backend not in ("llamacpp", "keyphrase"):
             _fail(
@@ -658,6 +664,7 @@ def tag(
             base_url=base_url,
             model=model,
             concurrency=concurrency,
+            max_rps=max_rps,
             timeout=timeout,
             prompts=prompt_set,
             max_tokens=max_tokens,

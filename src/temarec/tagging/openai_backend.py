@@ -1,6 +1,8 @@
 """Tags from any OpenAI-compatible chat-completions server (vLLM, llama.cpp, Ollama's /v1, hosted APIs).
 
-Requests run concurrently (asyncio, at most `concurrency` in flight). Timeouts, network errors, 429 and 5xx
+Requests run concurrently (asyncio, at most `concurrency` in flight), and no faster than `max_rps` per
+second when it is set (hosted APIs count a 429 against the quota, so it is better not to provoke them;
+the limit holds per backend, that is per process). Timeouts, network errors, 429 and 5xx
 are retried with exponential backoff and jitter, honouring `Retry-After`; a reply that is not a chat
 completion is retried the same way. Structured output is asked for where the server supports it: JSON schema
 first, then JSON object mode (with the schema, as llama.cpp's servers accept it), then plain text; the first
@@ -79,6 +81,7 @@ class OpenAIBackend(ChatTagger):
         concurrency: int = 4,
         timeout: float = 60.0,
         max_retries: int = 4,
+        max_rps: float | None = None,
         backoff: float = 0.5,
         backoff_max: float = 30.0,
         response_format: Format = "auto",
@@ -109,6 +112,8 @@ class OpenAIBackend(ChatTagger):
             raise ImportError("the openai backend needs httpx: pip install 'temarec[llm]'") from e
         if concurrency < 1 or timeout <= 0 or max_retries < 0:
             raise ValueError("concurrency >= 1, timeout > 0 and max_retries >= 0 are required")
+        if max_rps is not None and not max_rps > 0:
+            raise ValueError(f"max_rps must be > 0 requests per second, not {max_rps}")
         if response_format not in ("auto", *_FORMAT_CHAIN):
             raise ValueError(
                 f"response_format must be auto, json_schema, json_object or none, not {response_format}"
@@ -127,6 +132,8 @@ class OpenAIBackend(ChatTagger):
         self.extra_body = dict(extra_body or {})
         self.transport = transport
         self.requests_sent = 0  # HTTP requests, retries included
+        self.max_rps = float(max_rps) if max_rps is not None else None
+        self._next_slot = 0.0  # monotonic time the next request may go (kept across batches)
 
     # ---- identity --------------------------------------------------------------------------------
     @property
@@ -183,6 +190,7 @@ class OpenAIBackend(ChatTagger):
 
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
         sem = asyncio.Semaphore(self.concurrency)
+        slot = asyncio.Lock()  # one per event loop: `tag` runs each batch in a fresh one
         async with httpx.AsyncClient(
             timeout=httpx.Timeout(self.timeout),
             headers=self._headers(),
@@ -195,7 +203,7 @@ class OpenAIBackend(ChatTagger):
                     messages: list[dict], temperature: float, seed: int
                 ) -> tuple[str, str | None]:
                     async with sem:
-                        return await self._chat(client, messages, temperature, seed)
+                        return await self._chat(client, messages, temperature, seed, slot)
 
                 return await self.answer_one_async(req, pass_, complete)
 
@@ -221,13 +229,24 @@ class OpenAIBackend(ChatTagger):
             body["response_format"] = {"type": "json_object", "schema": self.schema}
         return body
 
+    async def _wait_for_slot(self, lock: asyncio.Lock) -> None:
+        """Space requests 1/max_rps seconds apart (every HTTP request, retries included)."""
+        if self.max_rps is None:
+            return
+        async with lock:
+            now = time.monotonic()
+            at = max(now, self._next_slot)
+            self._next_slot = at + 1.0 / self.max_rps
+        if at > now:
+            await asyncio.sleep(at - now)
+
     def _delay(self, k: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, max(self.backoff_max, 120.0))
         return min(self.backoff_max, self.backoff * 2**k) * random.uniform(0.5, 1.5)
 
     async def _chat(
-        self, client, messages: list[dict], temperature: float, seed: int
+        self, client, messages: list[dict], temperature: float, seed: int, slot: asyncio.Lock
     ) -> tuple[str, str | None]:
         """(content, None) or ("", reason) after retries; raises BackendFatalError on auth/model errors."""
         import httpx
@@ -238,6 +257,7 @@ class OpenAIBackend(ChatTagger):
         while True:
             fmt = self._formats[0]
             retry_after: float | None = None
+            await self._wait_for_slot(slot)
             try:
                 self.requests_sent += 1
                 r = await client.post(url, json=self._body(messages, temperature, seed, fmt))
