@@ -67,4 +67,11 @@ def test_link_table_of_many_histories_matches_one_history_at_a_time():
             ]
             assert got == [(x.tag, x.history_items) for x in links]
     assert (table.count[0] == 0).all() and (table.count[-1] == 0).all()  # empty histories link nothing
+    empty = table.count == 0  # a slot without a link says nothing: no tag, no weight, no carriers
+    assert (
+        (table.tag[empty] == -1).all()
+        and (table.weight[empty] == 0).all()
+        and (table.start[empty] == 0).all()
+    )
+    assert table.weight.dtype == np.float32
     assert table.count.any()

@@ -27,7 +27,7 @@ class LinkTable:
     item i's j-th strongest link (`tag < 0`: none), carried by `carriers[start : start + count]`."""
 
     tag: np.ndarray  # [B, n, k] tag ids, -1 where the item has fewer links
-    weight: np.ndarray  # [B, n, k] the tag's weight on the item
+    weight: np.ndarray  # [B, n, k] the tag's weight on the item, 0 where no link
     start: np.ndarray  # [B, n, k] into `carriers`
     count: np.ndarray  # [B, n, k] history items carrying the tag (the link's support)
     carriers: np.ndarray  # global ids of history items, grouped by (history, tag), latest first
@@ -62,7 +62,10 @@ def link_table(feats: ItemFeatures, hist: Ragged, items: np.ndarray, k: int = 3)
     count = np.where((ids >= 0) & (keys[at] == query), support[at], 0)
     best = np.argsort(-np.where(count > 0, w * count, -1.0), axis=2, kind="stable")[:, :, :k]
     count, ids, w, start = (np.take_along_axis(a, best, axis=2) for a in (count, ids, w, first[at]))
-    return LinkTable(np.where(count > 0, ids, -1), w, np.where(count > 0, start, 0), count, carriers)
+    live = count > 0  # slots past an item's links: tag -1, weight 0, start 0
+    return LinkTable(
+        np.where(live, ids, -1), np.where(live, w, 0.0), np.where(live, start, 0), count, carriers
+    )
 
 
 def linking_tags(feats: ItemFeatures, history: np.ndarray, item: int, k: int = 3) -> list[TagLink]:
