@@ -8,8 +8,8 @@ title and description do not contain its words (audited here: the example *tags*
 pieces of the examples' titles it also drops since session 17 are left out, they are nearly all
 wrong). Some of those tags are true all the same ("food" on cereal, "stainless steel" on "Polished
 Stainless"), and a semantic check (keep the tag when the text encoder puts it close to the item's
-text) was the obvious way to keep them. This script measures both on
-a seeded random sample of the tags the guard drops from SmolLM2's amazon-food-kitchen answers
+text) was the obvious way to keep them. This script measures both on a seeded random sample of the
+tags the guard drops from SmolLM2's amazon-food-kitchen answers
 (`ARTIFACTS/tags/amazon-food-kitchen/llamacpp-smollm2-135m`, the unguarded set):
 
 * `results/echo-audit/labels.jsonl` holds one reader's judgement of each sampled (item, tag): `true`
@@ -61,8 +61,9 @@ def main() -> None:
     # every (item, tag) the guard drops, and every tag whose words the item's text contains
     echo: list[tuple[int, str, str]] = []
     supported: list[tuple[int, str]] = []
+    examples = {d: DEFAULT_PROMPTS.example_tags(d) for d in {r.domain for r in reqs}}
     for r in reqs:
-        ex, words = DEFAULT_PROMPTS.example_tags(r.domain), text_words(r.title, r.description)
+        ex, words = examples[r.domain], text_words(r.title, r.description)
         for t in tags.get(r.item_id) or []:
             if is_example_echo(t, ex, words):
                 echo.append((r.item_id, r.domain, t))
@@ -82,11 +83,11 @@ def main() -> None:
         raise SystemExit("labels.jsonl is not for this sample (the tags or the guard changed): draw again")
 
     texts, _ = item_texts(ds.items)
-    row_of = {int(i): n for n, i in enumerate(ds.items.index)}
     enc = load_text_encoder()
 
     def cosine(pairs: list[tuple[int, str]]) -> np.ndarray:
-        a = enc.encode([texts[row_of[i]] for i, _ in pairs])
+        rows = ds.items.index.get_indexer([i for i, _ in pairs])
+        a = enc.encode([texts[n] for n in rows])
         b = enc.encode([t for _, t in pairs])
         return (a * b).sum(1)
 

@@ -31,10 +31,11 @@ def few_shot_echo(tags: dict[int, list[str]], reqs: list[TagRequest]) -> float:
     """Share of tagged items with a tag the example-echo guard drops (`parse.is_example_echo`): one of
     the built-in prompts' worked-example phrases (their tags, pieces of their items' text) that the
     item's own text does not support."""
+    examples = {d: DEFAULT_PROMPTS.example_phrases(d) for d in {r.domain for r in reqs}}
     hit = 0
     for r in reqs:
         if r.item_id in tags:
-            ex, words = DEFAULT_PROMPTS.example_phrases(r.domain), text_words(r.title, r.description)
+            ex, words = examples[r.domain], text_words(r.title, r.description)
             hit += any(is_example_echo(t, ex, words) for t in tags[r.item_id])
     return hit / len(tags) if tags else float("nan")
 

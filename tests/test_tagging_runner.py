@@ -234,19 +234,20 @@ def test_file_backend_imports_third_party_art_office_tags(need_real, tmp_path):
     assert res.errors[18951] == "refusal"
 
 
-class EchoBackend(FakeBackend):
-    """A chat backend that repeats a Kitchen worked example ("baking mat") on every item, and answers
-    item 0 with nothing else."""
+class PromptedBackend(FakeBackend):
+    """A chat backend (it has prompts, so the example-echo guard runs) whose answers `edit(request,
+    result, pass_)` changes in place."""
 
     prompts = DEFAULT_PROMPTS
+
+    def __init__(self, edit) -> None:
+        super().__init__()
+        self.edit = edit
 
     def tag(self, requests, pass_="generate"):
         out = super().tag(requests, pass_)
         for r, res in zip(requests, out, strict=True):
-            if res.ok:
-                only = r.item_id == self.only_echo
-                res.tags = ["baking mat"] if only else [*res.tags, "baking mat"]
-                res.weights = [1.0] if only else [*res.weights, 0.1]
+            self.edit(r, res, pass_)
         return out
 
 
@@ -254,8 +255,13 @@ def test_example_echo_is_dropped_after_the_cache(ds, tmp_path):
     kitchen = ds.items.index[ds.items["domain"] == ds.domains.index("Kitchen")].to_numpy()
     only, mat = int(kitchen[0]), int(kitchen[1])
     ds.items.loc[mat, "title"] = "Silicone Baking Mats, set of 2"  # its own text supports the tag
-    be = EchoBackend()
-    be.only_echo = only
+
+    def echo(r, res, pass_):  # a Kitchen worked example on every item, and nothing else on `only`
+        if res.ok:
+            res.tags = ["baking mat"] if r.item_id == only else [*res.tags, "baking mat"]
+            res.weights = [1.0] if r.item_id == only else [*res.weights, 0.1]
+
+    be = PromptedBackend(echo)
     with TagCache(tmp_path / "c.sqlite") as cache:
         res = tag_dataset(ds, be, cache, TagRunOptions(progress=False))
         ec = res.summary["example_echo"]
@@ -280,18 +286,12 @@ def test_a_piece_of_an_examples_title_is_dropped_too(ds, tmp_path):
     kitchen = ds.items.index[ds.items["domain"] == ds.domains.index("Kitchen")].to_numpy()
     item = int(kitchen[0])
 
-    class TitleCopier(FakeBackend):
-        prompts = DEFAULT_PROMPTS
-
-        def tag(self, requests, pass_="generate"):
-            out = super().tag(requests, pass_)
-            for r, res in zip(requests, out, strict=True):
-                if r.item_id == item:  # a fragment of the Kitchen example's title
-                    res.tags, res.weights = [*res.tags, "baking mat set of 3"], None
-            return out
+    def copy_title(r, res, pass_):
+        if r.item_id == item:  # a fragment of the Kitchen example's title
+            res.tags, res.weights = [*res.tags, "baking mat set of 3"], None
 
     with TagCache(tmp_path / "c.sqlite") as cache:
-        res = tag_dataset(ds, TitleCopier(), cache, TagRunOptions(progress=False))
+        res = tag_dataset(ds, PromptedBackend(copy_title), cache, TagRunOptions(progress=False))
     assert "baking mat set of 3" not in res.tags[item] and res.tags[item]
     assert res.summary["example_echo"]["tags_dropped"] == 1
 
@@ -300,18 +300,13 @@ def test_a_refined_list_of_echoes_falls_back_to_the_first_pass(ds, tmp_path):
     kitchen = ds.items.index[ds.items["domain"] == ds.domains.index("Kitchen")].to_numpy()
     only = int(kitchen[0])
 
-    class EchoingRefiner(FakeBackend):
-        prompts = DEFAULT_PROMPTS
-
-        def tag(self, requests, pass_="generate"):
-            out = super().tag(requests, pass_)
-            if pass_ == "refine":
-                for r, res in zip(requests, out, strict=True):
-                    if r.item_id == only:
-                        res.tags, res.weights = ["baking mat", "non-stick"], None
-            return out
+    def echo_in_refinement(r, res, pass_):
+        if pass_ == "refine" and r.item_id == only:
+            res.tags, res.weights = ["baking mat", "non-stick"], None
 
     with TagCache(tmp_path / "c.sqlite") as cache:
-        res = tag_dataset(ds, EchoingRefiner(), cache, TagRunOptions(refine=True, progress=False))
+        res = tag_dataset(
+            ds, PromptedBackend(echo_in_refinement), cache, TagRunOptions(refine=True, progress=False)
+        )
     assert only not in res.errors and len(res.tags[only]) == 3  # the first pass's three tags
     assert "baking mat" not in res.tags[only] and res.summary["example_echo"]["tags_dropped"] == 2

@@ -190,7 +190,6 @@ class OpenAIBackend(ChatTagger):
 
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
         sem = asyncio.Semaphore(self.concurrency)
-        slot = asyncio.Lock()  # one per event loop: `tag` runs each batch in a fresh one
         async with httpx.AsyncClient(
             timeout=httpx.Timeout(self.timeout),
             headers=self._headers(),
@@ -203,7 +202,7 @@ class OpenAIBackend(ChatTagger):
                     messages: list[dict], temperature: float, seed: int
                 ) -> tuple[str, str | None]:
                     async with sem:
-                        return await self._chat(client, messages, temperature, seed, slot)
+                        return await self._chat(client, messages, temperature, seed)
 
                 return await self.answer_one_async(req, pass_, complete)
 
@@ -229,14 +228,14 @@ class OpenAIBackend(ChatTagger):
             body["response_format"] = {"type": "json_object", "schema": self.schema}
         return body
 
-    async def _wait_for_slot(self, lock: asyncio.Lock) -> None:
-        """Space requests 1/max_rps seconds apart (every HTTP request, retries included)."""
+    async def _wait_for_slot(self) -> None:
+        """Space requests 1/max_rps seconds apart (every HTTP request, retries included). Taking the
+        slot has no `await` in it, so the coroutines of one event loop cannot interleave there."""
         if self.max_rps is None:
             return
-        async with lock:
-            now = time.monotonic()
-            at = max(now, self._next_slot)
-            self._next_slot = at + 1.0 / self.max_rps
+        now = time.monotonic()
+        at = max(now, self._next_slot)
+        self._next_slot = at + 1.0 / self.max_rps
         if at > now:
             await asyncio.sleep(at - now)
 
@@ -246,7 +245,7 @@ class OpenAIBackend(ChatTagger):
         return min(self.backoff_max, self.backoff * 2**k) * random.uniform(0.5, 1.5)
 
     async def _chat(
-        self, client, messages: list[dict], temperature: float, seed: int, slot: asyncio.Lock
+        self, client, messages: list[dict], temperature: float, seed: int
     ) -> tuple[str, str | None]:
         """(content, None) or ("", reason) after retries; raises BackendFatalError on auth/model errors."""
         import httpx
@@ -257,7 +256,7 @@ class OpenAIBackend(ChatTagger):
         while True:
             fmt = self._formats[0]
             retry_after: float | None = None
-            await self._wait_for_slot(slot)
+            await self._wait_for_slot()
             try:
                 self.requests_sent += 1
                 r = await client.post(url, json=self._body(messages, temperature, seed, fmt))
