@@ -176,6 +176,17 @@ def test_category_filter_needs_metadata(tmp_path: Path) -> None:
         ('{"asin": "a1", "unixReviewTime": 5}', "reviewerID", False),
         ('{"reviewerID": "u9", "asin": "a1", "unixReviewTime": 5', None, True),
         ('["u9", "a1", 5]', None, False),
+        # numbers int() takes or Python holds but int64 cannot: each is named, none is a traceback
+        ('{"reviewerID": "u9", "asin": "a1", "unixReviewTime": "+-5"}', "unixReviewTime", False),
+        ('{"reviewerID": "u9", "asin": "a1", "unixReviewTime": "\u00b2"}', "unixReviewTime", False),
+        (
+            '{"reviewerID": "u9", "asin": "a1", "unixReviewTime": 1180591620717411303424}',
+            "unixReviewTime",
+            False,
+        ),
+        ('{"reviewerID": "u9", "asin": "a1", "unixReviewTime": 1e25}', "unixReviewTime", False),
+        ('{"reviewerID": "u9", "asin": "a1", "unixReviewTime": ' + "9" * 5000 + "}", None, False),
+        ("[" * 100_000 + "]" * 100_000, None, False),
     ],
 )
 def test_malformed_review_line(tmp_path: Path, line: str, field: str | None, gz: bool) -> None:
@@ -208,3 +219,34 @@ def test_literal_eval_never_runs_code(tmp_path: Path) -> None:
         import_amazon(AmazonSource("Books", a.reviews, meta), b)
     assert err.value.line == 1
     assert not marker.exists()
+
+
+def test_signed_text_times_bom_and_odd_metadata(tmp_path: Path) -> None:
+    """'+100' is a time, a byte-order mark is not part of the first record, and metadata values that
+    are not text (a dict, inf) count as missing rather than becoming a title like "{'a': 1}"."""
+    a, b = _sources(tmp_path)
+    rows = [dict(r) for r in REVIEWS_B]
+    rows[0]["unixReviewTime"] = " +200 "
+    lines = [json.dumps(r) for r in rows]
+    reviews = tmp_path / "bom.json"
+    reviews.write_bytes(b"\xef\xbb\xbf" + ("\n".join(lines) + "\n").encode())
+    meta = _write_lines(
+        tmp_path / "odd_meta.json",
+        [
+            json.dumps({"asin": "b1", "title": {"a": 1}, "description": "ok"}),
+            '{"asin": "b4", "title": 7, "description": Infinity}',
+        ],
+    )
+    ds = import_amazon(a, AmazonSource("Movies", reviews, meta), k_core=2)
+    titles = dict(zip(ds.items["key"], _vals(ds.items["title"]), strict=True))
+    descs = dict(zip(ds.items["key"], _vals(ds.items["description"]), strict=True))
+    assert (titles["b1"], descs["b1"]) == (None, "ok")
+    assert (titles["b4"], descs["b4"]) == ("7", None)
+    assert ds.timestamps is not None and ds.timestamps.tolist()[0] == [100, 200, 300, 300]
+
+
+def test_empty_review_file_says_so(tmp_path: Path) -> None:
+    a, b = _sources(tmp_path)
+    empty = _write_lines(tmp_path / "empty.json", ["", "  "])
+    with pytest.raises(DataFormatError, match=r"empty\.json: no reviews"):
+        import_amazon(a, AmazonSource("Movies", empty, b.meta))

@@ -189,6 +189,20 @@ BAD_CASES = {
     "missing column": (ITEMS, "user_id,item_id\nu1,b1\n", "interactions.csv", 1, "timestamp"),
     "missing domain column": ("item_id,title\na,A\n", INTERACTIONS, "items.csv", 1, "domain"),
     "three domains": ("item_id,domain\na,X\nb,Y\nc,X\nd,Z\n", INTERACTIONS, "items.csv", 5, "domain"),
+    "a rare third domain": (
+        "item_id,domain\na,X\nb,Z\nc,Y\nd,Y\ne,X\n",
+        INTERACTIONS,
+        "items.csv",
+        3,
+        "domain",
+    ),
+    "plus-signed timestamp overflow": (
+        ITEMS,
+        H + "u1,b1,+1\nu1,b2,9999999999999999999\n",
+        "interactions.csv",
+        3,
+        "timestamp",
+    ),
     "one domain": ("item_id,domain\na,X\nb,X\n", H + "u,a,1\n", "items.csv", None, "domain"),
     "duplicate item id": ("item_id,domain\na,X\nb,Y\na,Y\n", INTERACTIONS, "items.csv", 4, "item_id"),
     "empty item id": ("item_id,domain\na,X\n,Y\n", INTERACTIONS, "items.csv", 3, "item_id"),
@@ -277,3 +291,37 @@ def test_missing_or_ambiguous_files(tmp_path: Path) -> None:
     pd.DataFrame({"item_id": ["a"], "domain": ["X"]}).to_parquet(folder / "items.parquet")
     with pytest.raises(DataFormatError, match="keep only one"):
         load_canonical(folder)
+
+
+def test_signed_timestamps_and_unsigned_parquet(tmp_path: Path) -> None:
+    """'+30' is 30 (the check allowed it and Arrow's cast refused it); a uint64 beyond int64 is refused
+    at its row instead of wrapping to a negative time."""
+    ds = load_canonical(_folder(tmp_path, interactions=INTERACTIONS.replace("u1,b1,30", "u1,b1, +30 ")))
+    assert (
+        ds.timestamps is not None
+        and ds.timestamps.tolist() == load_canonical(_folder(tmp_path)).timestamps.tolist()
+    )
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    pd.DataFrame({"item_id": ["a", "b"], "domain": ["X", "Y"]}).to_parquet(folder / "items.parquet")
+    ts = np.array([1, 2**64 - 1], dtype=np.uint64)
+    pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "b"], "timestamp": ts}).to_parquet(
+        folder / "interactions.parquet"
+    )
+    with pytest.raises(DataFormatError, match="64-bit range") as err:
+        load_canonical(folder)
+    assert (err.value.line, err.value.field) == (2, "timestamp")
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/tmp/abs", "..", "a\\b", " ", "tab\there"])
+def test_dataset_name_must_be_a_plain_name(tmp_path: Path, name: str) -> None:
+    """The name keys artifact folders (tags, candidate sets), so it may not be a path."""
+    folder = _folder(tmp_path, meta={"name": name, "domains": ["Books", "Movies"]})
+    with pytest.raises(DataFormatError, match="plain name") as err:
+        load_canonical(folder)
+    assert err.value.field == "name"
+
+
+def test_write_names_the_copy(tmp_path: Path) -> None:
+    write_canonical(_dataset(), tmp_path / "copy", name="my-copy")
+    assert load_canonical(tmp_path / "copy").name == "my-copy"

@@ -84,3 +84,29 @@ def test_evaluate_a_finished_run(tmp_path):
     assert bad.exit_code == 2 and "error:" in bad.output
     missing = runner.invoke(app, ["evaluate", str(tmp_path / "nothing"), "--protocol", "full"])
     assert missing.exit_code == 2 and "config.json: not found" in missing.output
+
+
+def test_data_export_names_the_copy_after_its_folder(tmp_path):
+    """Tags and candidate sets are kept by dataset name: an exported copy (to be edited) gets its
+    folder's name, not 'demo', so its tags never overwrite the demo's."""
+    res = runner.invoke(app, ["data", "export", "demo", str(tmp_path / "my-shop")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "my-shop" / "dataset.json").read_text())["name"] == "my-shop"
+    res = runner.invoke(app, ["data", "export", "demo", str(tmp_path / "b"), "--name", "shop-v2"])
+    assert json.loads((tmp_path / "b" / "dataset.json").read_text())["name"] == "shop-v2"
+    res = runner.invoke(app, ["data", "export", "demo", str(tmp_path / "c"), "--format", "xml"])
+    assert res.exit_code == 2 and "--format must be one of csv, parquet" in res.output
+    assert not (tmp_path / "c").exists()
+
+
+def test_import_amazon_errors_are_one_line(tmp_path):
+    good = tmp_path / "b.json"
+    good.write_text('{"reviewerID": "u", "asin": "b", "unixReviewTime": 1}\n')
+    bad = tmp_path / "a.json"
+    bad.write_text('{"reviewerID": "u", "asin": "a", "unixReviewTime": 1}\n["a", "list"]\n')
+    args = ["data", "import-amazon", "--b-reviews", str(good), "--out", str(tmp_path / "out")]
+    res = runner.invoke(app, [*args, "--a-reviews", str(bad)])
+    assert res.exit_code == 2 and "a.json:2: expected an object, got list" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "out").exists()
+    res = runner.invoke(app, [*args, "--a-reviews", str(good), "--format", "xml"])
+    assert res.exit_code == 2 and "--format" in res.output

@@ -1,4 +1,7 @@
+import dataclasses
+
 import numpy as np
+import pytest
 
 from temarec.data.splits import get_split, leave_one_out
 
@@ -20,3 +23,12 @@ def test_leave_one_out_by_time(afk):
 
 def test_auto_uses_published_split_where_there_is_one(demo_ds):
     assert get_split(demo_ds).name == "loo"
+
+
+def test_a_dataset_nobody_can_be_evaluated_on_is_refused(demo_ds):
+    """Users with fewer than 3 interactions only train; with none left there is nothing to select on,
+    and the metrics would be NaN."""
+    short = demo_ds.sequences.truncate(np.minimum(demo_ds.sequences.lengths, 2))
+    ds = dataclasses.replace(demo_ds, sequences=short, timestamps=None)
+    with pytest.raises(ValueError, match="no user can be evaluated"):
+        get_split(ds, "loo")

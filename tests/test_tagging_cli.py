@@ -206,3 +206,51 @@ def test_echo_note_says_what_the_guard_dropped():
     some = {"tags_dropped": 1234, "items_with_echo": 1000, "items_left_without_tags": 3}
     note = _echo_note({"example_echo": some})
     assert "1,234 tags" in note and "1,000 items" in note and "3 left without tags" in note
+
+
+def test_a_tags_file_that_names_no_item_fails_before_work(tags_file, tmp_path):
+    """Numeric ids read as keys (or keys read as item ids) match nothing: an error with the fix,
+    not an empty tag source with every item 'missing'."""
+    path, ds = tags_file
+    by_id = tmp_path / "by_id.json"
+    by_id.write_text(json.dumps({str(i): ["a tag"] for i in range(1, 50)}))
+    out = tmp_path / "out"
+    base = ["tag", "--dataset", "demo", "--backend", "file", "--output", str(out), "--quiet"]
+    res = runner.invoke(app, [*base, "--tags-file", str(by_id)])
+    assert res.exit_code == 2 and "--id-space item_id" in res.output and not out.exists()
+    res = runner.invoke(app, [*base, "--tags-file", str(by_id), "--id-space", "item_id", "--no-vocab"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, [*base, "--tags-file", str(path), "--id-space", "item_id"])
+    assert res.exit_code == 2 and "--id-space key" in res.output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [('{"a": [NaN]}', "NaN is not a JSON value"), ("[" * 100_000 + "]" * 100_000, "nested too deeply")],
+)
+def test_tags_file_that_is_not_plain_json(tmp_path, text, message):
+    bad = tmp_path / "bad.json"
+    bad.write_text(text)
+    res = runner.invoke(app, ["tag", "--dataset", "demo", "--backend", "file", "--tags-file", str(bad)])
+    assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output
+
+
+def test_prompt_file_errors_are_one_line(tmp_path):
+    """A YAML or template mistake in --prompts is named on load, before any model is started."""
+    cases = {
+        "syntax.yaml": ("version: x\n  bad: [\n", "syntax.yaml:2: not valid YAML"),
+        "unsafe.yaml": ("version: !!python/object/apply:os.system ['true']\n", "not valid YAML"),
+        "domains.yaml": ("version: x\ndomains: [a]\n", "field 'domains': expected a mapping"),
+        "field.yaml": ("version: x\ngenerate: '{product} {item}'\n", "unknown placeholder(s) {product}"),
+        "noitem.yaml": ("version: x\ngenerate: 'Tags:'\n", "generate: must contain {item}"),
+        "minmax.yaml": ("version: x\nmin_tags: 10\nmax_tags: 3\n", "min_tags (10) is above max_tags (3)"),
+    }
+    for name, (text, message) in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        res = runner.invoke(
+            app, ["tag", "--dataset", "demo", "--backend", "llamacpp", "--prompts", str(path), "--limit", "1"]
+        )
+        assert res.exit_code == 2, (name, res.output)
+        assert message in res.output and "Traceback" not in res.output, (name, res.output)
+        assert res.output.count(name) == 1, res.output  # the path once, not "x.yaml: x.yaml: ..."

@@ -63,11 +63,23 @@ def data_export(
     dataset: str,
     out: Path,
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="the name dataset.json gives the copy (default: OUT's folder name); tags are kept by name"
+        ),
+    ] = None,
 ) -> None:
     """Write a dataset (e.g. 'demo') as canonical items + interactions files."""
-    from temarec.data.canonical import write_canonical
+    from temarec.data.canonical import FORMATS, write_canonical
 
-    write_canonical(_load(dataset), out, fmt=fmt)
+    if fmt not in FORMATS:
+        _fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    ds = _load(dataset)
+    try:
+        write_canonical(ds, out, fmt=fmt, name=name or Path(out).resolve().name)
+    except (ValueError, OSError) as e:
+        _fail(str(e))
     typer.echo(f"wrote {out}")
 
 
@@ -86,18 +98,24 @@ def data_import_amazon(
     fmt: Annotated[str, typer.Option("--format")] = "parquet",
 ) -> None:
     """Import raw Amazon reviews + metadata (2014 or 2018 schema) of two categories."""
+    from temarec.data import DataFormatError
     from temarec.data.amazon_raw import AmazonSource, import_amazon
-    from temarec.data.canonical import write_canonical
+    from temarec.data.canonical import FORMATS, write_canonical
 
-    ds = import_amazon(
-        AmazonSource(name=a_name, reviews=a_reviews, meta=a_meta),
-        AmazonSource(name=b_name, reviews=b_reviews, meta=b_meta),
-        k_core=k_core,
-        min_per_domain=min_per_domain,
-        max_len=max_len,
-        name=out.name,
-    )
-    write_canonical(ds, out, fmt=fmt)
+    if fmt not in FORMATS:  # before hours of parsing, not after
+        _fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    try:
+        ds = import_amazon(
+            AmazonSource(name=a_name, reviews=a_reviews, meta=a_meta),
+            AmazonSource(name=b_name, reviews=b_reviews, meta=b_meta),
+            k_core=k_core,
+            min_per_domain=min_per_domain,
+            max_len=max_len,
+            name=Path(out).resolve().name,
+        )
+        write_canonical(ds, out, fmt=fmt)
+    except (DataFormatError, ValueError, OSError) as e:
+        _fail(str(e))
     typer.echo(f"wrote {out}: {ds.n_users:,} users, {ds.n_items:,} items")
 
 
@@ -542,12 +560,6 @@ def bench(
         raise typer.Exit(code)
 
 
-def _slug(text: str) -> str:
-    import re
-
-    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.") or "x"
-
-
 @app.command()
 def tag(
     dataset: Annotated[str, typer.Option(help="dataset name, folder or 'demo'")],
@@ -616,7 +628,7 @@ def tag(
     """Tag every item (resumable: answers are cached), then build the tag vocabulary."""
     import sqlite3
 
-    from temarec.settings import artifacts_root
+    from temarec.settings import artifacts_root, slug
     from temarec.tagging import BACKENDS, BackendFatalError, get_backend
     from temarec.tagging.cache import TagCache
     from temarec.tagging.runner import TagRunOptions, parse_shard, shard_output, tag_dataset
@@ -655,10 +667,10 @@ def tag(
         try:
             prompt_set = PromptSet.from_yaml(prompts)
         except (OSError, ValueError) as e:
-            _fail(f"{prompts}: {e}")
+            _fail(str(e))
     if backend == "llamacpp":
         opts = dict(model_path=model, n_threads=threads or 2, prompts=prompt_set, max_tokens=max_tokens)
-        default_source = "llamacpp-" + (_slug(Path(model).stem) if model else "smollm2-135m")
+        default_source = "llamacpp-" + (slug(Path(model).stem) if model else "smollm2-135m")
     elif backend == "openai":
         opts = dict(
             base_url=base_url,
@@ -669,12 +681,12 @@ def tag(
             prompts=prompt_set,
             max_tokens=max_tokens,
         )
-        default_source = "openai-" + _slug(model or "server")
+        default_source = "openai-" + slug(model or "server")
     elif backend == "file":
         if tags_file is None:
             _fail("--backend file needs --tags-file PATH")
         opts = dict(path=tags_file, id_space=id_space)
-        default_source = "file-" + _slug(tags_file.stem)
+        default_source = "file-" + slug(tags_file.stem)
     else:
         opts = {}
         if model:
@@ -694,10 +706,10 @@ def tag(
         source += f"-sample{sample}-seed{sample_seed}"
     if limit is not None:
         source += f"-limit{limit}"
-    out_dir = output or artifacts_root() / "tags" / _slug(ds.name) / _slug(source)
+    out_dir = output or artifacts_root() / "tags" / slug(ds.name) / slug(source)
     if shard_t[1] > 1:
         out_dir = shard_output(out_dir, shard_t)
-    cache_path = cache or artifacts_root() / "tags" / _slug(ds.name) / "cache.sqlite"
+    cache_path = cache or artifacts_root() / "tags" / slug(ds.name) / "cache.sqlite"
     run_opts = TagRunOptions(
         refine=refine,
         shard=shard_t,
@@ -724,6 +736,8 @@ def tag(
     t0 = time.perf_counter()
     try:
         be = get_backend(backend, **opts)
+        if backend == "file":
+            be.require_overlap(zip(ds.items.index, ds.items["key"], strict=True))
     except (BackendFatalError, ImportError, ValueError) as e:
         _fail(str(e))
     by_workers: dict | None = None

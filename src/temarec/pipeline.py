@@ -6,16 +6,11 @@ The CLI's `tag` command exposes every option; `tag_catalogue` is the short path 
 from __future__ import annotations
 
 import importlib
-import re
 from collections.abc import Callable
 from pathlib import Path
 
 from temarec.data.dataset import CDDataset
-from temarec.settings import artifacts_root
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.") or "x"
+from temarec.settings import artifacts_root, slug
 
 
 def llamacpp_available() -> bool:
@@ -61,8 +56,8 @@ def tag_catalogue(
     from temarec.tagging.vocab import build_vocab
 
     source = source or (backend + ("-refined" if refine else ""))
-    root = artifacts_root() / "tags" / _slug(ds.name)
-    out = root / _slug(source)
+    root = artifacts_root() / "tags" / slug(ds.name)
+    out = root / slug(source)
     be = get_backend(backend, **backend_options)
     try:
         with TagCache(root / "cache.sqlite") as store:
@@ -78,8 +73,8 @@ def tag_catalogue(
     )
     vocab.save(out)
     summary = dict(res.summary, vocab_size=len(vocab), folder=str(out))
-    return _slug(source), summary
+    return slug(source), summary
 
 
 def tag_folder(ds: CDDataset, source: str) -> Path:
-    return artifacts_root() / "tags" / _slug(ds.name) / _slug(source)
+    return artifacts_root() / "tags" / slug(ds.name) / slug(source)

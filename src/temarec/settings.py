@@ -9,6 +9,7 @@ tags, features, checkpoints of the demo) go; it defaults to `artifacts/` in the 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 
@@ -38,3 +39,12 @@ def artifacts_root() -> Path:
     if root is not None:
         return root / "artifacts"
     return Path.home() / ".cache" / "temarec"
+
+
+def slug(text: str) -> str:
+    """A name made safe as one folder name under the artifacts root (no separators, no '..').
+
+    Dataset and tag-source names come from user files (`dataset.json`), so they are never joined to a
+    path as they are.
+    """
+    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.") or "x"

@@ -18,6 +18,7 @@ import io
 import json
 import math
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ from temarec.data.errors import DataFormatError
 from temarec.data.ragged import Ragged
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_INT_TEXT = re.compile(r"\s*[+-]?[0-9]{1,19}\s*")  # ASCII digits only: int() also takes '²', '１２'
+_I64 = 2**63
 _PROGRESS_EVERY = 8192  # lines between progress-bar updates
 
 
@@ -91,9 +94,11 @@ def _parse_line(path: Path, lineno: int, line: bytes) -> dict:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         raise DataFormatError(path, lineno, None, "not UTF-8 text") from None
+    if lineno == 1:
+        text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
     try:
         rec = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # JSONDecodeError, too many digits, too deeply nested
         try:
             rec = ast.literal_eval(text.strip())  # 2014 metadata: Python dict literals
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
@@ -116,13 +121,18 @@ def _unix_time(path: Path, lineno: int, rec: dict, field: str = "unixReviewTime"
     v = rec.get(field)
     if v is None:
         raise DataFormatError(path, lineno, field, "missing")
+    t: int | None = None
     if isinstance(v, int) and not isinstance(v, bool):
-        return v
-    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
-        return int(v)
-    if isinstance(v, str) and v.strip().lstrip("+-").isdigit():
-        return int(v)
-    raise DataFormatError(path, lineno, field, f"expected integer unix seconds, got {v!r}")
+        t = v
+    elif isinstance(v, float) and math.isfinite(v) and v.is_integer():
+        t = int(v)
+    elif isinstance(v, str) and _INT_TEXT.fullmatch(v):
+        t = int(v)
+    if t is None:
+        raise DataFormatError(path, lineno, field, f"expected integer unix seconds, got {v!r}"[:200])
+    if not -_I64 <= t < _I64:
+        raise DataFormatError(path, lineno, field, f"{t} is out of the 64-bit range of unix seconds"[:200])
+    return t
 
 
 def _read_reviews(path: Path, desc: str) -> pd.DataFrame:
@@ -132,7 +142,8 @@ def _read_reviews(path: Path, desc: str) -> pd.DataFrame:
     times: list[int] = []
     for lineno, rec in _records(path, desc):
         u, a, t = rec.get("reviewerID"), rec.get("asin"), rec.get("unixReviewTime")
-        if type(u) is not str or type(a) is not str or type(t) is not int or not u or not a:
+        fast = type(u) is str and type(a) is str and type(t) is int and u and a and -_I64 <= t < _I64
+        if not fast:
             # slow path: accept numeric strings, or say exactly what is wrong
             u = _required_str(path, lineno, rec, "reviewerID")
             a = _required_str(path, lineno, rec, "asin")
@@ -140,6 +151,8 @@ def _read_reviews(path: Path, desc: str) -> pd.DataFrame:
         users.append(u)
         asins.append(a)
         times.append(t)
+    if not users:
+        raise DataFormatError(path, None, None, "no reviews in the file (it is empty or blank)")
     return pd.DataFrame(
         {
             "user": np.asarray(users, dtype=object),
@@ -151,11 +164,17 @@ def _read_reviews(path: Path, desc: str) -> pd.DataFrame:
 
 # ---- metadata --------------------------------------------------------------------------------------
 def _text(v: object) -> str | None:
-    """A text field as one stripped string; lists (2018 descriptions) are joined with spaces."""
-    if v is None:
-        return None
+    """A text field as one stripped string; lists (2018 descriptions) are joined with spaces.
+
+    Numbers become their digits; anything else (a dict, bytes, inf) is not text and counts as missing,
+    so a malformed record does not turn into a title like "{'a': 1}".
+    """
     if isinstance(v, list | tuple):
         v = " ".join(s for s in (_text(x) for x in v) if s)
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, bool) or not isinstance(v, str | int | float):
+        return None
     s = str(v).strip()
     return s or None
 

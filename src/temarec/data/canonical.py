@@ -192,6 +192,12 @@ def _read_meta(folder: Path) -> tuple[str | None, tuple[str, str] | None]:
     name = raw.get("name")
     if name is not None and not isinstance(name, str):
         raise DataFormatError(path, None, "name", "expected a string")
+    if name is not None and (
+        not name.strip() or any(c in name for c in "/\\") or name.strip(".") == "" or not name.isprintable()
+    ):
+        raise DataFormatError(
+            path, None, "name", f"{name!r} is not a plain name (no path separators, not '.' or '..')"
+        )
     domains = raw.get("domains")
     if domains is None:
         return name, None
@@ -223,11 +229,16 @@ def _domains_of(table: _Table, values: pd.Series, fixed: tuple[str, str] | None)
         return fixed
     uniq = pd.unique(values)
     if len(uniq) > 2:
-        r = int(np.flatnonzero((values == uniq[2]).to_numpy())[0])
+        # the two most common names are taken as the domains (ties: the one seen first)
+        counts = values.value_counts(sort=False).reindex(uniq).sort_values(ascending=False, kind="stable")
+        odd = counts.index[2:]
+        r = int(np.flatnonzero(values.isin(odd).to_numpy())[0])
         raise table.error(
             r,
             "domain",
-            f"a third domain {uniq[2]!r} (already have {uniq[0]!r}, {uniq[1]!r}); a dataset has exactly two",
+            f"domain {values.iloc[r]!r}: a dataset has exactly two domains, found {len(counts)} "
+            f"({', '.join(f'{k!r} x{v:,}' for k, v in counts.items())}); "
+            f"set them in {META_FILE} or correct the rows",
         )
     if len(uniq) < 2:
         raise table.error(None, "domain", f"only one domain {uniq[0]!r}; a dataset has exactly two")
@@ -238,13 +249,20 @@ def _timestamps(table: _Table, col: str) -> np.ndarray:
     """Integer unix seconds; anything else (empty, '1.5', 'x') is reported at its row."""
     s = table.df[col]
     if pd.api.types.is_integer_dtype(s.dtype) and not s.isna().any():
+        if pd.api.types.is_unsigned_integer_dtype(s.dtype):
+            big = np.flatnonzero(s.to_numpy() > np.iinfo(np.int64).max)
+            if len(big):
+                r = int(big[0])
+                raise table.error(r, col, f"{s.iloc[r]} is out of the 64-bit range of unix seconds")
         return s.to_numpy(dtype=np.int64)
     if pd.api.types.is_float_dtype(s.dtype):
         v = s.to_numpy(dtype=np.float64)
         ok = np.isfinite(v) & (v == np.floor(v)) & (np.abs(v) < 2**62)
         bad = np.flatnonzero(~ok)
         if len(bad):
-            raise table.error(int(bad[0]), col, f"expected an integer unix timestamp, got {v[bad[0]]!r}")
+            raise table.error(
+                int(bad[0]), col, f"expected an integer unix timestamp, got {float(v[bad[0]])!r}"
+            )
         return v.astype(np.int64)
     text = table.text(col)
     arr = pa.array(text)  # Arrow kernels: pandas' own regex here runs per row in Python
@@ -253,7 +271,8 @@ def _timestamps(table: _Table, col: str) -> np.ndarray:
     if len(bad):
         r = int(bad[0])
         raise table.error(r, col, f"expected an integer unix timestamp (seconds), got {text.iloc[r]!r}")
-    return pc.cast(pc.utf8_trim_whitespace(arr), pa.int64()).to_numpy(zero_copy_only=False).astype(np.int64)
+    digits = pc.replace_substring_regex(pc.utf8_trim_whitespace(arr), r"^\+", "")  # Arrow's cast refuses '+1'
+    return pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _optional_text(table: _Table, col: str, order: np.ndarray) -> list[str | None]:
@@ -340,8 +359,11 @@ def _cell(v: object) -> str | None:
     return str(v)
 
 
-def write_canonical(ds: CDDataset, folder: Path, fmt: Format = "csv") -> None:
+def write_canonical(ds: CDDataset, folder: Path, fmt: Format = "csv", name: str | None = None) -> None:
     """Write `ds` as a canonical folder that `load_canonical` reads back unchanged.
+
+    `name` (default `ds.name`) is the name `dataset.json` gives it: tags and candidate sets are kept
+    under the dataset's name, so an edited copy should not keep its source's.
 
     Files are written to a temporary folder beside the target and moved in with `os.replace`, so a crash
     never leaves a half-written file. Files of the other format are removed, so the folder stays
@@ -373,7 +395,7 @@ def write_canonical(ds: CDDataset, folder: Path, fmt: Format = "csv") -> None:
             "timestamp": inter["timestamp"].to_numpy(dtype=np.int64),
         }
     )
-    meta = {"name": ds.name, "domains": list(ds.domains)}
+    meta = {"name": name or ds.name, "domains": list(ds.domains)}
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

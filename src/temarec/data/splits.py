@@ -86,5 +86,17 @@ def get_split(ds: CDDataset, name: str = "auto") -> Split:
     if name == "published" or (name == "auto" and ds.published_split is not None):
         if ds.published_split is None:
             raise ValueError(f"dataset {ds.name!r} has no published split; use --split loo")
-        return ds.published_split  # type: ignore[return-value]
-    return leave_one_out(ds)
+        split = ds.published_split
+    else:
+        split = leave_one_out(ds)
+    if len(split.valid) == 0 or len(split.test) == 0:
+        why = (
+            "a user needs at least 3 interactions"
+            if split.name == "loo"
+            else "its published split lists none"
+        )
+        raise ValueError(
+            f"dataset {ds.name!r}: no user can be evaluated ({len(split.valid)} validation and "
+            f"{len(split.test)} test instances; {why}), so there is nothing to select on or to report"
+        )
+    return split  # type: ignore[return-value]

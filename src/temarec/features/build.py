@@ -37,7 +37,7 @@ from temarec.config import FeaturesConfig
 from temarec.data.dataset import CDDataset
 from temarec.features.item_features import ItemFeatures
 from temarec.features.text_encoder import load_text_encoder
-from temarec.settings import artifacts_root
+from temarec.settings import artifacts_root, slug
 
 log = logging.getLogger(__name__)
 
@@ -285,14 +285,9 @@ def embed_texts_cached(
 
 
 # ---- tags --------------------------------------------------------------------------------------------
-def _slug(text: str) -> str:
-    """The folder name the `temarec tag` command uses for a dataset or a source."""
-    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.") or "x"
-
-
 def tag_sources(dataset_name: str) -> list[str]:
     """Sources with a saved tag vocabulary for this dataset, best first (the order `auto` uses)."""
-    root = artifacts_root() / "tags" / _slug(dataset_name)
+    root = artifacts_root() / "tags" / slug(dataset_name)
     if not root.is_dir():
         return []
     names = [p.name for p in root.iterdir() if (p / "vocab.json").is_file()]
@@ -312,11 +307,11 @@ def resolve_tag_source(dataset_name: str, spec: str | None) -> Path | None:
     """The vocabulary folder for `spec` (`auto`, a source name, or a folder); None when tags are off."""
     if spec is None or spec.strip().lower() in _OFF:
         return None
-    root = artifacts_root() / "tags" / _slug(dataset_name)
+    root = artifacts_root() / "tags" / slug(dataset_name)
     available = tag_sources(dataset_name)
     if spec.strip().lower() == "auto":
         return root / available[0] if available else None
-    for cand in (root / spec, root / _slug(spec), Path(spec).expanduser()):
+    for cand in (root / spec, root / slug(spec), Path(spec).expanduser()):
         if (cand / "vocab.json").is_file():
             return cand
     listed = ", ".join(available) if available else "none"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -43,15 +44,32 @@ class FileBackend:
             raise ValueError("id_space must be 'key' or 'item_id'")
         blob = self.path.read_bytes()
         try:
-            data = json.loads(blob)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise BackendFatalError(f"{self.path}: not JSON ({e})") from e
+            data = json.loads(blob, parse_constant=_no_constant)
+        except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError, NaN, too many digits
+            raise BackendFatalError(f"{self.path}: not JSON ({e})") from None
+        except RecursionError:
+            raise BackendFatalError(f"{self.path}: not JSON (nested too deeply)") from None
         if not isinstance(data, dict):
             raise BackendFatalError(f"{self.path}: expected a JSON object of id -> list of tags")
         self.data: dict[str, object] = {str(k): v for k, v in data.items()}
         self.id_space = id_space
         self.rules = rules or FILE_RULES
         self.identity = f"file:{self.path.name}:{hashlib.sha256(blob).hexdigest()[:12]}:{id_space}"
+
+    def require_overlap(self, items: Iterable[tuple[int, object]]) -> None:
+        """Fail before any work when no id of the file names an item of the catalogue (`items`: pairs
+        of item id and key): a wrong `id_space` or another catalogue's file would otherwise write an
+        empty tag source and report every item as missing."""
+        ids = [str(key) if self.id_space == "key" else str(iid) for iid, key in items]
+        if self.data and not set(ids).isdisjoint(self.data):
+            return
+        other = "item_id" if self.id_space == "key" else "key"
+        example = next(iter(self.data), None)
+        raise BackendFatalError(
+            f"{self.path}: none of its {len(self.data):,} ids is an item {self.id_space} of this dataset "
+            f"(file: {example!r}, dataset: {ids[0] if ids else None!r}); "
+            f"ids are matched as {self.id_space}s, try --id-space {other}"
+        )
 
     def tag(self, requests: list[TagRequest], pass_: Pass = "generate") -> list[TagResult]:
         out = []
@@ -76,3 +94,7 @@ class FileBackend:
 
     def close(self) -> None:
         self.data = {}
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON value")

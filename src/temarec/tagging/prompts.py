@@ -17,10 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import string
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from temarec.tagging.base import Pass, TagRequest
 from temarec.tagging.normalize import MAX_WORDS
@@ -219,6 +220,7 @@ _DELIM_RE = re.compile(r"</?\s*item\s*>", re.IGNORECASE)
 _CTRL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _WS_RE = re.compile(r"\s+")
 _ITEM, _DRAFT = "\x00ITEM\x00", "\x00DRAFT\x00"
+_FIELDS = frozenset({"domain", "attributes", "min_tags", "max_tags", "item", "draft"})  # what _fill passes
 
 
 def clean_field(text: str | None, max_chars: int) -> str:
@@ -236,6 +238,16 @@ def clean_field(text: str | None, max_chars: int) -> str:
     return s
 
 
+def _brief(e: ValidationError, prefix: str = "") -> str:
+    """Pydantic's errors as `field 'a.b': message`, without its echo of the whole input."""
+    parts = []
+    for err in e.errors():
+        loc = (prefix + ".".join(str(x) for x in err["loc"])).rstrip(".")
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"field '{loc}': {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
 class PromptSet(_Strict):
     """A versioned set of templates; load your own with `PromptSet.from_yaml`."""
 
@@ -251,6 +263,34 @@ class PromptSet(_Strict):
     max_title_chars: int = Field(300, ge=20)
     max_description_chars: int = Field(400, ge=0)
 
+    @model_validator(mode="after")
+    def _check_templates(self) -> PromptSet:
+        """Fail on load, not on the first model call: unknown `{fields}`, stray braces, or a template
+        that never shows the model the item (every item would get the same tags)."""
+        if self.min_tags > self.max_tags:
+            raise ValueError(f"min_tags ({self.min_tags}) is above max_tags ({self.max_tags})")
+        for field, needs in (
+            ("system", ()),
+            ("generate", ("item",)),
+            ("refine_system", ()),
+            ("refine", ("item", "draft")),
+        ):
+            text = getattr(self, field)
+            try:
+                names = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+            except ValueError as e:
+                raise ValueError(f"{field}: {e} (write a literal brace as {{{{ or }}}})") from None
+            unknown = sorted(names - _FIELDS)
+            if unknown:
+                raise ValueError(
+                    f"{field}: unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)}; "
+                    f"a template may use {', '.join('{' + n + '}' for n in sorted(_FIELDS))}"
+                )
+            missing = [n for n in needs if n not in names]
+            if missing:
+                raise ValueError(f"{field}: must contain {', '.join('{' + n + '}' for n in missing)}")
+        return self
+
     # ---- identity & io ---------------------------------------------------------------------------
     @property
     def identity(self) -> str:
@@ -261,15 +301,33 @@ class PromptSet(_Strict):
     @classmethod
     def from_yaml(cls, path: str | Path) -> PromptSet:
         """Templates from YAML (safe_load); missing fields keep the defaults, domains are merged by name."""
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:  # syntax errors, and tags like !!python/object that safe_load refuses
+            mark = getattr(e, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+            raise ValueError(f"{where}: not valid YAML: {getattr(e, 'problem', None) or e}") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not UTF-8 text") from None
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: a prompt file must be a mapping")
         if "version" not in raw:
             raise ValueError(f"{path}: a prompt file must state its `version`")
+        given = raw.pop("domains", None) or {}
+        if not isinstance(given, dict):
+            raise ValueError(f"{path}: field 'domains': expected a mapping of domain name to prompt")
         domains = dict(DEFAULT_DOMAINS)
-        for name, spec in (raw.pop("domains", None) or {}).items():
-            domains[str(name)] = DomainPrompt.model_validate(spec)
-        return cls.model_validate({**raw, "domains": domains})
+        try:
+            for name, spec in given.items():
+                try:
+                    domains[str(name)] = DomainPrompt.model_validate(spec)
+                except ValidationError as e:
+                    raise ValueError(_brief(e, f"domains.{name}.")) from None
+            return cls.model_validate({**raw, "domains": domains})
+        except ValidationError as e:
+            raise ValueError(f"{path}: {_brief(e)}") from None
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
@@ -297,7 +355,7 @@ class PromptSet(_Strict):
             data["description"] = desc
         return json.dumps(data, ensure_ascii=False)
 
-    def _fill(self, template: str, dp: DomainPrompt) -> str:
+    def _fill(self, template: str, dp: DomainPrompt) -> str:  # the names are _FIELDS
         return template.format(
             domain=dp.name,
             attributes=", ".join(dp.attributes),

@@ -21,7 +21,7 @@ from temarec.evaluation.candidates import candidates_path, load_or_sample
 from temarec.evaluation.evaluator import Evaluator
 from temarec.evaluation.protocol import parse_protocol
 from temarec.models import build_model, build_model_class
-from temarec.settings import artifacts_root
+from temarec.settings import artifacts_root, slug
 from temarec.training.trainer import Trainer, atomic_write
 
 
@@ -79,7 +79,7 @@ def build_evaluators(ds, split, cfg: RunConfig, part: str) -> dict[str, Evaluato
         if not p.is_full:
             path = candidates_path(
                 artifacts_root(),
-                f"{ds.name}-{ds.fingerprint()}",
+                f"{slug(ds.name)}-{ds.fingerprint()}",
                 split.name,
                 part,
                 p.n_neg,
