@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 from temarec.bench.config import BenchConfig, BenchConfigError, load_bench_config
 from temarec.bench.report import write_report
-from temarec.bench.runner import build_cells, cell_status, config_differences, plan
+from temarec.bench.runner import build_cells, cell_status, plan
 from temarec.cli import app
+from temarec.config import config_differences
 from temarec.evaluation.significance import instance_metric
 
 runner = CliRunner()
@@ -321,10 +322,12 @@ def test_a_cell_run_on_other_tags_is_stale(tmp_path, monkeypatch):
     assert st["demo/sasrec/seed1"].state == "stale" and "-> none" in st["demo/sasrec/seed1"].detail
 
 
-def test_unregistered_model_is_skipped_not_run(tmp_path):
-    _, cells = _cells(tmp_path, variants={"c2dsr-x": {"model": "not-a-model-yet", "baseline": True}})
-    st = plan(list(cells.values()))
-    assert {s.state for s in st} == {"skip"} and "not registered" in st[0].detail
+def test_unknown_model_is_a_config_error(tmp_path):
+    """A typo in a model name is refused on load, not skipped with exit status 0."""
+    with pytest.raises(ValueError, match=r"unknown model 'sasrecc' \(did you mean 'sasrec'\?\)"):
+        _cells(tmp_path, variants={"sasrecc": {"baseline": True}})
+    with pytest.raises(ValueError, match=r"unknown model 'nope' \(models: c2dsr, gru4rec"):
+        _cells(tmp_path, variants={"x": {"model": "nope", "baseline": True}})
 
 
 # ---- report ----------------------------------------------------------------------------------------------

@@ -110,3 +110,61 @@ def test_import_amazon_errors_are_one_line(tmp_path):
     assert "Traceback" not in res.output and not (tmp_path / "out").exists()
     res = runner.invoke(app, [*args, "--a-reviews", str(good), "--format", "xml"])
     assert res.exit_code == 2 and "--format" in res.output
+
+
+def test_a_run_folder_of_other_settings_is_refused_untouched(tmp_path):
+    """Training into a folder that holds another run would leave its files beside the new run's (or
+    its checkpoint would block the resume): refused before anything is written, naming the settings;
+    --overwrite replaces that run."""
+    out = tmp_path / "run"
+    base = ["train", "--dataset", "demo", "--output", str(out), "--quiet"]
+    res = runner.invoke(app, [*base, "--model", "sasrec", "--epochs", "1", "--protocol", "full,uni100"])
+    assert res.exit_code == 0, res.output
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    res = runner.invoke(app, [*base, "--model", "gru4rec", "--epochs", "1"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "another configuration" in res.output and "model.name: 'sasrec' -> 'gru4rec'" in res.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    res = runner.invoke(app, [*base, "--model", "pop", "--overwrite"])
+    assert res.exit_code == 0, res.output
+    left = sorted(p.name for p in out.iterdir())
+    assert left == ["config.json", "metrics.json", "ranks-full.npz"], left  # nothing of sasrec's
+    assert json.loads((out / "metrics.json").read_text())["model"] == "pop"
+
+
+def test_bad_settings_fail_before_training(tmp_path):
+    """One `error:` line each, before an epoch is spent."""
+    base = ["train", "--dataset", "demo", "--model", "pop", "--output", str(tmp_path / "r")]
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("train: {lr: [0.1\n")
+    cases = [
+        (["--protocol", ","], "at least one protocol"),
+        (["--set", "train.select_metric=NDCG@11"], "unknown metric 'NDCG@11'"),
+        (["--config", str(bad_yaml)], "bad.yaml:2: not valid YAML"),
+        (["--config", str(tmp_path / "absent.yaml")], "absent.yaml: cannot read the config file"),
+        (["--config", str(tmp_path)], "cannot read the config file"),
+    ]
+    for extra, message in cases:
+        res = runner.invoke(app, [*base, *extra])
+        assert res.exit_code == 2, (extra, res.output)
+        assert message in res.output and "Traceback" not in res.output, (extra, res.output)
+        assert "errors.pydantic.dev" not in res.output
+    assert not (tmp_path / "r").exists()
+    res = runner.invoke(app, [*base, "--protocol", "UNI0100"])
+    assert res.exit_code == 0 and (tmp_path / "r" / "ranks-uni100.npz").is_file()  # one name per protocol
+
+
+def test_evaluate_refuses_an_unfinished_run_and_full_keeps_its_seed(tmp_path):
+    res = runner.invoke(
+        app, ["train", "--dataset", "demo", "--model", "pop", "--protocol", "full", "--output", str(tmp_path)]
+    )
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        app, ["evaluate", str(tmp_path), "--protocol", "full", "--candidate-seed", "7", "--overwrite"]
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "metrics.json").read_text())["candidate_seed"] == 2025  # nothing drawn
+    (tmp_path / "metrics.json").unlink()  # as after a killed training
+    res = runner.invoke(app, ["evaluate", str(tmp_path), "--protocol", "uni99"])
+    assert res.exit_code == 2 and "has not finished" in res.output
+    assert not (tmp_path / "metrics-uni99.json").exists()

@@ -72,8 +72,17 @@ def test_verdict_needs_both_tests_and_the_same_direction():
 def test_compare_refuses_runs_ranked_differently(tmp_path):
     a, b = _groups(tmp_path)
     other = _run(tmp_path / "drawn" / "seed0", np.ones(400), candidate_seed=7)
-    with pytest.raises(ValueError, match="field 'candidate_seed' is 2025 in .* but 7 in .*drawn"):
-        compare_runs(a, [other], ["full"])
+    compare_runs(a, [other], ["full"])  # full ranking draws no candidates: the seed does not matter
+    u1 = _run(tmp_path / "u1" / "seed0", np.ones(400), protocol="uni99")
+    u7 = _run(tmp_path / "u7" / "seed0", np.ones(400), protocol="uni99", candidate_seed=7)
+    with pytest.raises(ValueError, match="field 'candidate_seed' is 2025 in .* but 7 in .*u7"):
+        compare_runs([u1], [u7], ["uni99"])
+    # another version of the data (a demo of another seed, an edited catalogue) is named as such
+    fa = _run(tmp_path / "fa" / "seed0", np.ones(400), data_fingerprint="abc")
+    fb = _run(tmp_path / "fb" / "seed0", np.ones(400), data_fingerprint="def")
+    with pytest.raises(ValueError, match="field 'data_fingerprint' is 'abc'"):
+        compare_runs([fa], [fb], ["full"])
+    compare_runs([fa], b, ["full"])  # runs that did not record it are not refused for it
     with pytest.raises(ValueError, match="no metrics for protocol 'uni999'.*temarec evaluate"):
         compare_runs(a, b, ["uni999"])
     with pytest.raises(ValueError, match="both groups"):

@@ -87,12 +87,13 @@ def test_explained_recommendations(served, demo_ds, monkeypatch):
 
 
 def test_recommend_cli(served, demo_ds, monkeypatch):
-    """The run was trained on a smaller demo world than the CLI loads: a clear error, not a traceback."""
+    """The run was trained on a smaller demo world than the CLI loads: a clear error, not a traceback
+    (the data fingerprint in metrics.json tells before the weights would)."""
     out, art = served
     monkeypatch.setenv("TEMAREC_ARTIFACTS", str(art))
     runner = CliRunner()
     res = runner.invoke(app, ["recommend", str(out), "--user", str(demo_ds.user_keys[0])])
-    assert res.exit_code == 2 and "built for another catalogue" in res.output
+    assert res.exit_code == 2 and "was trained on other data than 'demo'" in res.output
 
 
 def test_recommend_cli_with_a_pop_run(tmp_path):
@@ -123,7 +124,7 @@ def test_recommend_cli_with_a_pop_run(tmp_path):
     assert [(r["history"], r["domain"]) for r in recs] == [(0, d) for d in ds.domains]
     assert all(keys[0] not in [it["item"] for it in r["items"]] for r in recs)
     text = runner.invoke(app, ["recommend", str(tmp_path), "--history", keys[0], "--k", "2"])
-    assert text.exit_code == 0 and "history 1: latest items" in text.output, text.output
+    assert text.exit_code == 0 and "history 0: latest items" in text.output, text.output
     bad = runner.invoke(app, ["recommend", str(tmp_path), "--history", f"{keys[0]},no-such-item"])
     assert bad.exit_code == 2 and "no-such-item" in bad.output
     assert runner.invoke(app, ["recommend", str(tmp_path)]).exit_code == 2
@@ -322,3 +323,103 @@ def test_recommend_cli_exports_all_users(tmp_path):
     ]:
         bad = runner.invoke(app, ["recommend", pop, *args])
         assert bad.exit_code == 2 and msg in bad.output, bad.output
+
+
+def test_every_item_of_a_long_sent_history_is_excluded(served, demo_ds, monkeypatch):
+    """A history longer than the model reads is still excluded whole (it was cut to its latest 1,000)."""
+    from temarec.serving.recommend import explained_recommendations_for_histories
+
+    out, art = served
+    monkeypatch.setenv("TEMAREC_ARTIFACTS", str(art))
+    loaded = load_run(out, dataset=demo_ds)
+    food = demo_ds.domains[0]
+    in_food = np.flatnonzero(demo_ds.item_domain == 0)
+    in_food = in_food[in_food > 0]
+    others = np.flatnonzero(demo_ds.item_domain == 1)
+    # every Food item but the last three, sent first, then 1,200 items of the other domain
+    history = loaded.item_keys[np.concatenate([in_food[:-3], others[:1200]])].tolist()
+    recs = explained_recommendations_for_histories(loaded, [history], k=10, domains=[food], n_tags=0)
+    assert sorted(x["item"] for x in recs[0]["items"]) == sorted(loaded.item_keys[in_food[-3:]].tolist())
+
+
+def test_python_api_input_types(served, demo_ds, monkeypatch):
+    from temarec.serving.recommend import explained_recommendations_for_histories, export_recommendations
+
+    out, art = served
+    monkeypatch.setenv("TEMAREC_ARTIFACTS", str(art))
+    loaded = load_run(out, dataset=demo_ds)
+    user = str(demo_ds.user_keys[0])
+    assert explained_recommendations(loaded, []) == []
+    assert explained_recommendations_for_histories(loaded, []) == []
+    with pytest.raises(TypeError, match="list of user keys, got str"):
+        explained_recommendations(loaded, user)
+    with pytest.raises(TypeError, match="list of user keys"):
+        export_recommendations(loaded, out / "x.jsonl", users=user)
+    with pytest.raises(TypeError, match="the string 'Food'"):
+        explained_recommendations(loaded, [user], domains="Food")
+    with pytest.raises(TypeError, match="k must be an integer"):
+        explained_recommendations(loaded, [user], k=2.5)
+    with pytest.raises(TypeError, match="n_tags must be an integer"):
+        explained_recommendations(loaded, [user], n_tags=None)
+    twice = explained_recommendations(loaded, [user], k=2, domains=[demo_ds.domains[0]] * 2)
+    assert len(twice) == 1  # a domain asked twice is answered once
+
+
+def test_http_requests_are_strict_and_the_key_comes_first(served, demo_ds, monkeypatch):
+    pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
+    from fastapi.testclient import TestClient
+
+    from temarec.serving.api import create_app
+
+    out, art = served
+    monkeypatch.setenv("TEMAREC_ARTIFACTS", str(art))
+    loaded = load_run(out, dataset=demo_ds)
+    user = str(demo_ds.user_keys[0])
+    client = TestClient(create_app(loaded))
+    typo = client.post("/recommend", json={"users": [user], "domain": ["Food"]})  # 'domains'
+    assert typo.status_code == 422 and "domain" in typo.text
+    assert client.post("/recommend", json={"users": [user], "k": True}).status_code == 422
+    assert client.post("/recommend/history", json={"histories": [[]], "extra": 1}).status_code == 422
+    # with a key: a caller without it learns nothing about the request's shape
+    key = "clé-ü"  # not ASCII: sent as UTF-8 bytes, read by the server as latin-1
+    guarded = TestClient(create_app(loaded, api_key=key))
+    assert guarded.post("/recommend", content=b"{not json").status_code == 401
+    assert guarded.post("/recommend", json={"users": "x"}).status_code == 401
+    raw = key.encode("utf-8")
+    ok = guarded.get(f"/recommend/{user}", params={"k": 1}, headers={"X-API-Key": raw})
+    assert ok.status_code == 200, ok.text
+    assert guarded.get(f"/recommend/{user}", headers={"Authorization": b"Bearer " + raw}).status_code == 200
+    assert guarded.get(f"/recommend/{user}", headers={"X-API-Key": "cle-u"}).status_code == 401
+
+
+def test_a_run_loaded_on_other_data_or_with_broken_weights_is_refused(served, demo_ds, tmp_path, monkeypatch):
+    from temarec.data.demo import generate_demo
+
+    out, art = served
+    monkeypatch.setenv("TEMAREC_ARTIFACTS", str(art))
+    other = generate_demo(seed=1)  # same size, other users: the weights would load
+    with pytest.raises(RunLoadError, match="trained on other data"):
+        load_run(out, dataset=other)
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    (broken / BEST).write_bytes((out / BEST).read_bytes()[:100])
+    with pytest.raises(RunLoadError, match="corrupt or truncated"):
+        load_run(broken, dataset=demo_ds)
+
+
+def test_recommend_and_serve_cli_refuse_bad_outputs_and_ports(served, tmp_path, monkeypatch):
+    out, art = served
+    monkeypatch.setenv("TEMAREC_ARTIFACTS", str(art))
+    runner = CliRunner()
+    base = ["recommend", str(out), "--all-users", "--dataset", "demo"]
+    res = runner.invoke(app, [*base, "--output", str(tmp_path)])
+    assert res.exit_code == 2 and "is a folder" in res.output
+    res = runner.invoke(app, [*base, "--output", str(tmp_path / "r.jsonl"), "--json"])
+    assert res.exit_code == 2 and "give one of them" in res.output
+    res = runner.invoke(app, ["recommend", str(out), "--user", "U00001", "--tags", "-1"])
+    assert res.exit_code == 2
+    res = runner.invoke(app, ["serve", str(out), "--port", "70000"])
+    assert res.exit_code == 2 and "65535" in res.output
+    monkeypatch.setenv("TEMAREC_API_KEY", "   ")
+    res = runner.invoke(app, ["serve", str(out), "--dataset", "demo"])
+    assert res.exit_code == 2 and "set but blank" in res.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,6 +119,13 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path, demo_ds, monkeyp
 def test_resume_refuses_other_configuration(tmp_path, demo_ds):
     run(_cfg(epochs=1), tmp_path, progress=False, dataset=demo_ds)
     (tmp_path / "metrics.json").unlink()
+    before = (tmp_path / "config.json").read_bytes()
+    # the run folder's config.json is checked first, before anything is written
+    with pytest.raises(ValueError, match=r"another configuration \(train.lr: 0.001 -> 0.01\)"):
+        run(_cfg(epochs=1, lr=0.01), tmp_path, progress=False, dataset=demo_ds)
+    assert (tmp_path / "config.json").read_bytes() == before
+    # without it, the checkpoint's own fingerprint still refuses
+    (tmp_path / "config.json").unlink()
     with pytest.raises(RuntimeError, match="another configuration"):
         run(_cfg(epochs=1, lr=0.01), tmp_path, progress=False, dataset=demo_ds)
 
@@ -207,3 +215,13 @@ def test_evaluate_run_reproduces_the_run_and_adds_protocols(tmp_path, demo_ds):
     assert json.loads((tmp_path / "metrics-uni20.json").read_text())["test"] == json.loads(own)["test"]
     with pytest.raises(ValueError, match="protocol"):
         evaluate_run(tmp_path, ["uni0"], dataset=demo_ds)
+
+
+def test_atomic_write_gives_the_mode_of_a_plain_open(tmp_path):
+    from temarec.training.trainer import atomic_write
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic_write(tmp_path / "atomic.txt", lambda tmp: Path(tmp).write_text("y"))
+    assert (tmp_path / "atomic.txt").stat().st_mode == plain.stat().st_mode
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"] == []

@@ -150,15 +150,26 @@ def train(
     split: Annotated[str | None, typer.Option(help="auto, loo or published")] = None,
     epochs: Annotated[int | None, typer.Option(help="maximum epochs")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML config file")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="override, e.g. model.hidden=128")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="override, e.g. model.hidden=128 (the flags above win over it)"),
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(help="replace a run already in OUTPUT (a run of other settings is refused without it)"),
+    ] = False,
 ) -> None:
-    """Train (nothing to train for pop), select on validation, evaluate test, write OUTPUT/metrics.json."""
+    """Train (nothing to train for pop), select on validation, evaluate test, write OUTPUT/metrics.json.
+
+    Run again with the same settings, it resumes from OUTPUT's checkpoint (or re-evaluates a finished run).
+    """
     from pydantic import ValidationError
 
-    from temarec.config import load_config
+    from temarec.config import brief, load_config
     from temarec.data import DataFormatError, DatasetNotFoundError
     from temarec.training.run import run
+    from temarec.training.trainer import ResumeError
 
     overrides = list(set_ or [])
     for key, val in [
@@ -174,9 +185,12 @@ def train(
         overrides.append("eval.protocols=[" + ",".join(_protocol_names(protocol)) + "]")
     try:
         cfg = load_config(config, overrides)
-        doc = run(cfg, output, progress=not quiet)
-    except (ValidationError, ValueError, DataFormatError, DatasetNotFoundError) as e:
-        _fail(str(e))
+        doc = run(cfg, output, progress=not quiet, overwrite=overwrite)
+    except (ValidationError, ValueError, DataFormatError, DatasetNotFoundError, ResumeError) as e:
+        _fail(brief(e))
+    except KeyboardInterrupt:
+        typer.echo(f"\ninterrupted: the same command resumes from {output}'s last checkpoint", err=True)
+        raise typer.Exit(130) from None
     _print_metrics(doc)
     typer.echo(f"wrote {output / 'metrics.json'}")
 
@@ -204,7 +218,7 @@ def demo(
     from temarec.pipeline import choose_demo_tagger, llamacpp_available, tag_catalogue
     from temarec.serving.load import load_run
     from temarec.serving.recommend import explained_recommendations
-    from temarec.training.run import run
+    from temarec.training.run import check_run_folder, run
 
     t0 = time.perf_counter()
     ds = generate_demo(seed=0)
@@ -250,7 +264,14 @@ def demo(
     for name in ("pop", "sasrec", "tema"):
         cfg = RunConfig.model_validate(base | {"model": {"name": name}})
         typer.echo(f"\n== stage 3: train and evaluate {name}")
-        results[name] = run(cfg, output / name, progress=True, dataset=ds)
+        # the demo's folders are its own scratch: a rerun with other options starts those runs again
+        results[name] = run(
+            cfg,
+            output / name,
+            progress=True,
+            dataset=ds,
+            overwrite=bool(check_run_folder(output / name, cfg)),
+        )
         _print_metrics(results[name])
     typer.echo("\n== comparison (test, full ranking)")
     typer.echo(f"  {'model':<8}" + "".join(f"{d + ' NDCG@10':>16}{d + ' HR@10':>14}" for d in ds.domains))
@@ -281,7 +302,7 @@ def _print_recommendations(
                 typer.echo(f"\nuser {rec['user']}: latest items")
                 latest = ds.sequences.row(run.user_index[rec["user"]])[-n_history:]
             else:
-                typer.echo(f"\nhistory {rec['history'] + 1}: latest items")
+                typer.echo(f"\nhistory {rec['history']}: latest items")
                 latest = [id_of[x] for x in histories[rec["history"]][-n_history:]] if histories else []
             for it in latest:
                 typer.echo(f"   [{ds.domains[ds.item_domain[it]]}] {run.item_label(int(it))}")
@@ -407,9 +428,11 @@ def recommend(
             help="comma-separated item keys, oldest first, for someone not in the dataset; repeatable",
         ),
     ] = None,
-    k: Annotated[int, typer.Option(help="items per user and domain")] = 10,
+    k: Annotated[int, typer.Option(help="items per user and domain", min=1)] = 10,
     domain: Annotated[list[str] | None, typer.Option(help="only these domains (default: both)")] = None,
-    tags: Annotated[int, typer.Option(help="linking tags shown per item (needs a model with tags)")] = 3,
+    tags: Annotated[
+        int, typer.Option(help="linking tags shown per item (needs a model with tags)", min=0, max=20)
+    ] = 3,
     dataset: RunDatasetOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON document on stdout")] = False,
     all_users: Annotated[
@@ -437,13 +460,18 @@ def recommend(
         _fail("--output exports dataset users (--user or --all-users); --history prints to the terminal")
     if not user and not history and not all_users:
         _fail("give at least one --user KEY or --history ITEM,ITEM,..., or --all-users --output FILE")
+    if output is not None and as_json:
+        _fail("--output writes JSON lines to a file; --json prints one document: give one of them")
+    if output is not None and output.is_dir():  # found now, not after ranking every user
+        _fail(f"--output {output} is a folder; give a file name, e.g. {output / 'recs.jsonl.gz'}")
+    user = [u.strip() for u in user] if user else user
     served = _load_served(run_dir, dataset)
     if output is not None:
         try:
             n = export_recommendations(
                 served, output, k=k, domains=domain, n_tags=tags, users=user, batch_size=batch_size
             )
-        except ValueError as e:
+        except (ValueError, OSError) as e:
             _fail(str(e))
         typer.echo(f"wrote {output}: {n:,} records")
         return
@@ -466,7 +494,7 @@ def recommend(
 def serve(
     run_dir: RunDirArg,
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port")] = 8000,
+    port: Annotated[int, typer.Option(help="port", min=0, max=65535)] = 8000,
     dataset: RunDatasetOpt = None,
     api_key_env: Annotated[
         str,
@@ -483,7 +511,10 @@ def serve(
         from temarec.serving.api import create_app
     except ImportError as e:
         _fail(f"serving needs FastAPI and uvicorn ({e.name} is missing): pip install 'temarec[serve]'")
-    key = os.environ.get(api_key_env, "").strip() or None
+    raw_key = os.environ.get(api_key_env)
+    if raw_key is not None and not raw_key.strip():  # not silently "no key": that would open the server
+        _fail(f"${api_key_env} is set but blank; give it a key, or unset it to serve without one")
+    key = raw_key.strip() if raw_key else None
     served = _load_served(run_dir, dataset, progress=True)
     typer.echo(
         f"serving {served.cfg.model.name} on {served.ds.name} from {run_dir}: http://{host}:{port}/docs "

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+def brief(e: Exception, prefix: str = "") -> str:
+    """An error as one line for the command line; pydantic's as `field 'a.b': message`, without its
+    echo of the whole input and its documentation link."""
+    if not isinstance(e, ValidationError):
+        return str(e)
+    parts = []
+    for err in e.errors():
+        loc = (prefix + ".".join(str(x) for x in err["loc"])).rstrip(".")
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"field '{loc}': {msg}" if loc else msg)
+    return "; ".join(parts)
 
 
 class _Strict(BaseModel):
@@ -116,6 +129,15 @@ class TrainConfig(_Strict):
         100, ge=0, description="steps between handing freed heap memory back to the OS (0: never)"
     )
 
+    @field_validator("select_metric")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        from temarec.evaluation.metrics import METRICS  # here: the metrics module imports torch
+
+        if v not in METRICS:  # else the first epoch trains and the selection fails on a KeyError
+            raise ValueError(f"unknown metric {v!r}; one of {', '.join(METRICS)}")
+        return v
+
 
 class EvalConfig(_Strict):
     protocols: list[str] = ["full"]  # the first one selects the checkpoint on validation
@@ -123,6 +145,16 @@ class EvalConfig(_Strict):
     exclude_history: bool = True
     ties: Literal["pessimistic", "half"] = "pessimistic"
     batch_size: int = Field(512, ge=1)
+
+    @field_validator("protocols")
+    @classmethod
+    def _known_protocols(cls, v: list[str]) -> list[str]:
+        from temarec.evaluation.protocol import parse_protocol
+
+        names = list(dict.fromkeys(parse_protocol(p).name for p in v))  # canonical names, each once
+        if not names:
+            raise ValueError("at least one protocol (full, uni999, uniN); the first selects the checkpoint")
+        return names
 
 
 class FeaturesConfig(_Strict):
@@ -180,8 +212,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """YAML file (optional) then `a.b=value` overrides; values are parsed as YAML scalars/lists."""
     raw: dict = {}
     if path is not None:
-        text = Path(path).read_text(encoding="utf-8")
-        raw = yaml.safe_load(text) or {}
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path}: cannot read the config file ({e.__class__.__name__}: {e})") from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+            raise ValueError(f"{where}: not valid YAML: {getattr(e, 'problem', None) or e}") from None
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: a config file must be a mapping of sections")
     for item in overrides or []:
@@ -192,3 +230,47 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             node = node.setdefault(p, {})
         node[parts[-1]] = value
     return RunConfig.model_validate(raw)
+
+
+#: settings that cannot change a run's numbers (where the bench compares a cell with its stored config)
+IGNORED_KEYS = frozenset({"train.threads", "train.resume", "train.release_memory_every"})
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_differences(
+    expected: dict, stored: dict, ignore: frozenset[str] | None = IGNORED_KEYS
+) -> list[str]:
+    """`key: stored -> expected` for every setting where a stored `config.json` differs from `expected`.
+
+    Both are `RunConfig` JSON. Rules, so that a change of the code's schema alone does not make every
+    finished run differ: a key the stored file lacks (added to the schema after that run) is compared
+    with the schema's default; a key that moved since (`MOVED_KEYS`) is compared where it is now, and
+    one the current schema otherwise lacks (removed since) is ignored. With `ignore` (the default
+    `IGNORED_KEYS`: threads, resume) those keys, and `features.*` for models that read no item features
+    (they cannot change such a model's numbers), are ignored too; `ignore=None` compares every setting,
+    as resuming a checkpoint needs.
+    """
+    from temarec.models import MODELS  # here: the models import torch
+
+    exp, got = _flatten(expected), _flatten(upgrade_stored_config(stored))
+    default = _flatten(RunConfig().model_dump(mode="json"))
+    cls = MODELS.get(str(exp.get("model.name")))
+    skip_features = ignore is not None and cls is not None and not getattr(cls, "needs_features", False)
+    diffs = []
+    for key, want in exp.items():
+        if (ignore is not None and key in ignore) or (skip_features and key.startswith("features.")):
+            continue
+        have = got.get(key, default.get(key))
+        if have != want:
+            shown = repr(got[key]) if key in got else f"absent (default {default.get(key)!r})"
+            diffs.append(f"{key}: {shown} -> {want!r}")
+    return diffs

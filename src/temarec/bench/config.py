@@ -207,6 +207,15 @@ class BenchConfig(_Strict):
             if var.seeds is not None:
                 self._seeds(var.seeds)
             self._chain(name)  # cycles
+        from temarec.models import MODELS
+
+        for name in self.variants:
+            model = self.variant_model(name)
+            if model not in MODELS:  # a typo would otherwise leave a hole in the grid
+                raise ValueError(
+                    f"variants.{name}: unknown model {model!r}"
+                    + (_suggest(model, MODELS) or f" (models: {', '.join(sorted(MODELS))})")
+                )
         for full, abl in self.ablation_of.items():
             for v in [full, *abl]:
                 if v not in self.variants:

@@ -12,7 +12,7 @@ A cell's state:
   `--rerun-stale` (its outputs are then deleted and it runs again).
 * **partial**: a checkpoint without metrics (an interrupted run); the trainer resumes it.
 * **todo**: nothing there yet.
-* **skip**: it cannot run here (dataset absent, model not registered); the reason is shown.
+* **skip**: it cannot run here (its dataset is absent); the reason is shown.
 """
 
 from __future__ import annotations
@@ -34,10 +34,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from temarec.bench.config import BenchConfig
-from temarec.config import RunConfig, upgrade_stored_config
+from temarec.config import RunConfig, config_differences
 
 #: config keys that change how a run executes, not what it computes: ignored when deciding staleness
-IGNORED_KEYS = frozenset({"train.threads", "train.resume", "train.release_memory_every"})
 STATES = ("done", "partial", "todo", "stale", "skip")
 CHECKPOINT = "checkpoint.pt"  # temarec.training.trainer.CHECKPOINT (not imported: it pulls in torch)
 BENCH_FILE = "bench.json"
@@ -134,46 +133,12 @@ def build_cells(cfg: BenchConfig, output: Path | None = None) -> list[Cell]:
 
 
 # ---- staleness ---------------------------------------------------------------------------------------
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def model_needs_features(model: str) -> bool | None:
     """Whether a registered model reads item features; None for a model that is not registered."""
     from temarec.models import MODELS
 
     cls = MODELS.get(model)
     return None if cls is None else bool(getattr(cls, "needs_features", False))
-
-
-def config_differences(expected: dict, stored: dict) -> list[str]:
-    """`key: stored -> expected` for every setting where a stored `config.json` differs from `expected`.
-
-    Both are `RunConfig` JSON. Rules, so that a change of the code's schema alone does not make every
-    finished run stale: a key the stored file lacks (added to the schema after that run) is compared
-    with the schema's default; a key that moved since (`config.MOVED_KEYS`) is compared where it is
-    now, and one the current schema otherwise lacks (removed since) is ignored; `IGNORED_KEYS`
-    (threads, resume) are ignored; `features.*` is ignored for models that read no item
-    features (they cannot change such a model's numbers).
-    """
-    exp, got = _flatten(expected), _flatten(upgrade_stored_config(stored))
-    default = _flatten(RunConfig().model_dump(mode="json"))
-    skip_features = model_needs_features(str(exp.get("model.name"))) is False
-    diffs = []
-    for key, want in exp.items():
-        if key in IGNORED_KEYS or (skip_features and key.startswith("features.")):
-            continue
-        have = got.get(key, default.get(key))
-        if have != want:
-            shown = repr(got[key]) if key in got else f"absent (default {default.get(key)!r})"
-            diffs.append(f"{key}: {shown} -> {want!r}")
-    return diffs
 
 
 def cell_status(cell: Cell) -> CellStatus:
@@ -321,8 +286,6 @@ def plan(cells: list[Cell], fingerprints: dict | None = None) -> list[CellStatus
                 problems[c.dataset] = dataset_problem(c.dataset)
             if problems[c.dataset]:
                 st = CellStatus(c, "skip", f"dataset {c.dataset!r} is not available")
-            elif model_needs_features(c.model) is None:
-                st = CellStatus(c, "skip", f"model {c.model!r} is not registered (yet) in temarec.models")
         out.append(st)
     return out
 
@@ -608,8 +571,6 @@ def run_bench(
         if rerun_stale:
             for st in stale:
                 why = dataset_problem(st.cell.dataset) and f"dataset {st.cell.dataset!r} is not available"
-                if not why and model_needs_features(st.cell.model) is None:
-                    why = f"model {st.cell.model!r} is not registered"
                 if why:  # keep the old outputs when nothing could replace them
                     st.state, st.detail = "skip", f"stale, kept: {why}"
                     continue

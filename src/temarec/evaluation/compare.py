@@ -17,7 +17,8 @@ from temarec.evaluation.significance import ALPHA, compare_models_by_metric, for
 
 METRICS = ("HR@10", "NDCG@10", "MRR")
 #: fields of a metrics document that must agree across every run compared (the protocol's identity)
-MUST_AGREE = ("dataset", "split", "protocol", "candidate_seed", "exclude_history", "ties")
+MUST_AGREE = ("dataset", "data_fingerprint", "split", "protocol", "candidate_seed", "exclude_history", "ties")
+MAY_LACK = frozenset({"data_fingerprint"})
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,12 @@ def _check_agree(runs: list[RunInfo]) -> None:
     first = runs[0]
     for r in runs[1:]:
         for f in MUST_AGREE:
-            if r.doc.get(f) != first.doc.get(f):
+            if f == "candidate_seed" and first.doc.get("protocol") == "full":
+                continue  # full ranking draws no candidates
+            a, b = first.doc.get(f), r.doc.get(f)
+            if f in MAY_LACK and (a is None or b is None):
+                continue  # written by a version that did not record it
+            if a != b:
                 raise ValueError(
                     f"runs are not comparable: field '{f}' is {first.doc.get(f)!r} in {first.dir} "
                     f"but {r.doc.get(f)!r} in {r.dir}"

@@ -22,5 +22,6 @@ def parse_protocol(name: str) -> Protocol:
         return Protocol("full", None)
     m = re.fullmatch(r"uni(\d+)", name)
     if m and int(m.group(1)) > 0:
-        return Protocol(name, int(m.group(1)))
+        n = int(m.group(1))
+        return Protocol(f"uni{n}", n)  # 'uni0100' is uni100: one name per protocol, for files and pairing
     raise ValueError(f"unknown protocol {name!r}: use 'full' or 'uniN' (e.g. uni999, uni100)")

@@ -14,13 +14,13 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query
-from pydantic import BaseModel, Field
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from temarec import __version__
 from temarec.serving.load import LoadedRun
 from temarec.serving.recommend import (
-    MAX_HISTORY,
     UnknownDomainError,
     UnknownItemError,
     UnknownUserError,
@@ -30,9 +30,8 @@ from temarec.serving.recommend import (
 
 MAX_K = 1000  # a bound on the work one request can ask for
 MAX_USERS = 1000
-#: a sent history may be longer than what is read (the latest MAX_HISTORY items), so that a client need
-#: not cut it; this only bounds the request's size
-MAX_HISTORY_ITEMS = 10 * MAX_HISTORY
+#: items of one sent history (all are excluded from its recommendations; the model reads the latest)
+MAX_HISTORY_ITEMS = 10_000
 
 
 class Reason(BaseModel):
@@ -60,7 +59,12 @@ class HistoryRecommendations(BaseModel):
     items: list[Item]
 
 
-class HistoryRequest(BaseModel):
+class _Request(BaseModel):
+    # an unknown field is a mistake to report ('domain' for 'domains'), not to ignore; `true` is no k
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class HistoryRequest(_Request):
     histories: list[Annotated[list[str], Field(max_length=MAX_HISTORY_ITEMS)]] = Field(
         min_length=1, max_length=MAX_USERS
     )
@@ -69,35 +73,28 @@ class HistoryRequest(BaseModel):
     tags: int = Field(3, ge=0, le=20)
 
 
-class BatchRequest(BaseModel):
+class BatchRequest(_Request):
     users: list[str] = Field(min_length=1, max_length=MAX_USERS)
     k: int = Field(10, ge=1, le=MAX_K)
     domains: list[str] | None = None
     tags: int = Field(3, ge=0, le=20)
 
 
-def _key_check(api_key: str | None):
-    """A dependency that lets a request through only with the key (none: everything passes)."""
-    expected = api_key.encode() if api_key else None
+GUARDED_PREFIX = "/recommend"
+UNAUTHORIZED = "missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 
-    def check(
-        authorization: Annotated[str | None, Header()] = None,
-        x_api_key: Annotated[str | None, Header()] = None,
-    ) -> None:
-        if expected is None:
-            return
-        given = x_api_key
-        if authorization and authorization[:7].lower() == "bearer ":
-            given = authorization[7:].strip()
-        # compare_digest: the time taken does not tell how much of a guess was right
-        if given is None or not secrets.compare_digest(given.encode(), expected):
-            raise HTTPException(
-                401,
-                "missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
 
-    return check
+def _has_key(request: Request, expected: bytes) -> bool:
+    """Whether the request carries the key, as `Authorization: Bearer` or `X-API-Key`."""
+    auth = request.headers.get("authorization")
+    given = request.headers.get("x-api-key")
+    if auth and auth[:7].lower() == "bearer ":
+        given = auth[7:].strip()
+    if given is None:
+        return False
+    # headers arrive as latin-1 text: back to the bytes that were sent, so a UTF-8 key matches;
+    # compare_digest: the time taken does not tell how much of a guess was right
+    return secrets.compare_digest(given.strip().encode("latin-1", "replace"), expected)
 
 
 def create_app(run: LoadedRun, api_key: str | None = None) -> FastAPI:
@@ -112,7 +109,20 @@ def create_app(run: LoadedRun, api_key: str | None = None) -> FastAPI:
             f"{run.cfg.model.name} trained on {ds.name} ({' + '.join(ds.domains)}), run {run.path.name}"
         ),
     )
-    guarded = [Depends(_key_check(api_key))]
+    if api_key is not None:
+        expected = api_key.encode("utf-8")
+
+        @app.middleware("http")
+        async def require_key(request: Request, call_next):
+            """Before anything else reads the request: an unauthenticated caller learns nothing about
+            the request's shape (a bad body is a 401, not a 422 with validation details)."""
+            if request.url.path.startswith(GUARDED_PREFIX) and not _has_key(request, expected):
+                return JSONResponse(
+                    {"detail": UNAUTHORIZED},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            return await call_next(request)
 
     def answer(user_keys: list[str], k: int, domains: list[str] | None, tags: int) -> list[dict]:
         try:
@@ -138,7 +148,7 @@ def create_app(run: LoadedRun, api_key: str | None = None) -> FastAPI:
             **where,
         }
 
-    @app.get("/recommend/{user}", response_model=list[Recommendations], dependencies=guarded)
+    @app.get("/recommend/{user}", response_model=list[Recommendations])
     def recommend_one(
         user: str,
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
@@ -148,12 +158,12 @@ def create_app(run: LoadedRun, api_key: str | None = None) -> FastAPI:
         """Top-k next items of one user in each domain (or the `domain`s asked), with linking tags."""
         return answer([user], k, domain, tags)
 
-    @app.post("/recommend", response_model=list[Recommendations], dependencies=guarded)
+    @app.post("/recommend", response_model=list[Recommendations])
     def recommend_many(req: BatchRequest) -> list[dict]:
         """The same for several users at once (ranked in one batch)."""
         return answer(req.users, req.k, req.domains, req.tags)
 
-    @app.post("/recommend/history", response_model=list[HistoryRecommendations], dependencies=guarded)
+    @app.post("/recommend/history", response_model=list[HistoryRecommendations])
     def recommend_histories(req: HistoryRequest) -> list[dict]:
         """Top-k next items after histories sent in the request (item keys, oldest first): visitors
         who are not in the dataset, or sessions newer than it. An unknown item is a 422 naming it."""

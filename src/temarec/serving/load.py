@@ -88,6 +88,24 @@ def read_run_config(path: Path) -> RunConfig:
         raise RunLoadError(f"{f}: field '{field}': {err['msg']}") from None
 
 
+def _check_same_data(path: Path, ds: CDDataset) -> None:
+    """The data must be what the run was trained on: an edited catalogue or config can keep the item
+    count (so the weights load) and still serve other users' histories. `metrics.json` records it."""
+    f = path / "metrics.json"
+    if not f.is_file():
+        return
+    try:
+        trained_on = json.loads(f.read_text(encoding="utf-8")).get("data_fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return  # an unreadable metrics file says nothing about the data; the weights are checked below
+    if trained_on and trained_on != ds.fingerprint():
+        raise RunLoadError(
+            f"{path} was trained on other data than {ds.name!r} is now (data fingerprint {trained_on} in "
+            f"metrics.json, {ds.fingerprint()} now; it covers the name, item domains and sequences): the "
+            "dataset, or the run's config.json, changed since"
+        )
+
+
 def load_run(path: str | Path, dataset: CDDataset | None = None, progress: bool = False) -> LoadedRun:
     """The run's model with its selected weights, in eval mode, with the data and features it reads.
 
@@ -97,6 +115,7 @@ def load_run(path: str | Path, dataset: CDDataset | None = None, progress: bool 
     path = Path(path)
     cfg = read_run_config(path)
     ds = dataset if dataset is not None else load_dataset(cfg.data.dataset, demo_seed=cfg.data.demo_seed)
+    _check_same_data(path, ds)
     split = get_split(ds, cfg.data.split)
     features = features_for(ds, cfg, progress)
     model = build_model(ds.info(), cfg.model, cfg.data.max_len, features=features)
@@ -113,7 +132,11 @@ def load_run(path: str | Path, dataset: CDDataset | None = None, progress: bool 
             raise RunLoadError(f"{best}: not found; {why}")
         try:
             load_weights(model, best)
-        except (RuntimeError, SafetensorError) as e:
+        except SafetensorError as e:  # the file itself: not a safetensors file, or cut short
+            raise RunLoadError(
+                f"{best}: corrupt or truncated ({str(e).strip()[:200]}); retrain the run"
+            ) from None
+        except RuntimeError as e:
             first = str(e).strip().splitlines()[0]
             raise RunLoadError(
                 f"{best}: does not fit the model that {path / 'config.json'} describes on dataset "

@@ -62,16 +62,20 @@ class UnknownItemError(ValueError):
     """An item key the served dataset does not have."""
 
 
-#: items of one sent history that are read (the latest); the model reads its last `max_len`, the
-#: explanations the rest, so this only bounds the work one request can ask for
-MAX_HISTORY = 1000
-
-
-def _check_request(run: LoadedRun, k: int, domains: list[str] | None) -> list[str]:
+def _check_request(run: LoadedRun, k: int, domains: list[str] | None, n_tags: int = 0) -> list[str]:
+    """The domains asked for (each once, in order); wrong types fail here with a TypeError rather than
+    deep in torch (`k=2.5`) or as nonsense (`domains='Food'` read letter by letter)."""
     ds = run.ds
+    for name, v in (("k", k), ("n_tags", n_tags)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer):
+            raise TypeError(f"{name} must be an integer, got {type(v).__name__} {v!r}")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    names = list(ds.domains) if not domains else list(domains)
+    if n_tags < 0:
+        raise ValueError(f"n_tags must be >= 0, got {n_tags}")
+    if isinstance(domains, str):
+        raise TypeError(f"domains must be a list of domain names, got the string {domains!r}")
+    names = list(ds.domains) if not domains else list(dict.fromkeys(domains))
     unknown = [d for d in names if d not in ds.domains]
     if unknown:
         raise UnknownDomainError(
@@ -149,10 +153,18 @@ def explained_recommendations(
     "history_items"}]}]}`; item and history ids are the dataset's own keys. Items the user already has
     are never recommended. Explanations need tags (`because` is empty without them).
     """
-    names = _check_request(run, k, domains)
+    names = _check_request(run, k, domains, n_tags)
+    _require_list(user_keys, "user_keys", "user keys")
+    if len(user_keys) == 0:
+        return []
     users = _user_rows(run, user_keys)
     labels = [{"user": str(u)} for u in user_keys]
     return _explained(run, run.ds.sequences.take(users), labels, k, names, n_tags)
+
+
+def _require_list(v: object, name: str, what: str) -> None:
+    if isinstance(v, str | bytes) or not hasattr(v, "__len__"):
+        raise TypeError(f"{name} must be a list of {what}, got {type(v).__name__} {v!r:.60}")
 
 
 def _user_rows(run: LoadedRun, user_keys: list[str]) -> np.ndarray:
@@ -176,17 +188,21 @@ def explained_recommendations_for_histories(
 ) -> list[dict]:
     """The same for histories the caller sends (item keys, oldest first), e.g. a visitor who is not in
     the dataset or a session newer than it. Records carry `"history": i` (its position in `histories`)
-    instead of a user. Only the latest `MAX_HISTORY` items of a history are read. An item that is not in
-    the dataset is an error naming it (the model has no vector for it); an empty history is ranked
-    from the model's empty-history state, as for a user with no earlier items.
+    instead of a user. Every item of a history is excluded from its recommendations and can explain
+    them; the model reads the latest `max_len`. An item that is not in the dataset is an error naming
+    it (the model has no vector for it); an empty history is ranked from the model's empty-history
+    state, as for a user with no earlier items.
     """
-    names = _check_request(run, k, domains)
+    names = _check_request(run, k, domains, n_tags)
+    _require_list(histories, "histories", "histories (lists of item keys)")
+    if len(histories) == 0:
+        return []
     index = run.item_index
     rows = []
     for i, h in enumerate(histories):
         if isinstance(h, str) or not isinstance(h, list | tuple):
             raise ValueError(f"history {i}: a list of item keys expected, got {type(h).__name__}")
-        h = [str(x) for x in h[-MAX_HISTORY:]]
+        h = [str(x) for x in h]
         unknown = [x for x in h if x not in index]
         if unknown:
             example = ", ".join(map(str, run.item_keys[1:4]))
@@ -224,7 +240,9 @@ def export_recommendations(
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    names = _check_request(run, k, domains)
+    names = _check_request(run, k, domains, n_tags)
+    if users is not None:
+        _require_list(users, "users", "user keys")
     keys = [str(u) for u in run.ds.user_keys] if users is None else [str(u) for u in users]
     # checked once, here: unknown keys fail before anything is written
     rows = np.arange(len(keys), dtype=np.int64) if users is None else _user_rows(run, keys)

@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from temarec.config import brief
 from temarec.tagging.base import Pass, TagRequest
 from temarec.tagging.normalize import MAX_WORDS
 
@@ -238,16 +239,6 @@ def clean_field(text: str | None, max_chars: int) -> str:
     return s
 
 
-def _brief(e: ValidationError, prefix: str = "") -> str:
-    """Pydantic's errors as `field 'a.b': message`, without its echo of the whole input."""
-    parts = []
-    for err in e.errors():
-        loc = (prefix + ".".join(str(x) for x in err["loc"])).rstrip(".")
-        msg = err["msg"].removeprefix("Value error, ")
-        parts.append(f"field '{loc}': {msg}" if loc else msg)
-    return "; ".join(parts)
-
-
 class PromptSet(_Strict):
     """A versioned set of templates; load your own with `PromptSet.from_yaml`."""
 
@@ -322,10 +313,10 @@ class PromptSet(_Strict):
                 try:
                     domains[str(name)] = DomainPrompt.model_validate(spec)
                 except ValidationError as e:
-                    raise ValueError(_brief(e, f"domains.{name}.")) from None
+                    raise ValueError(brief(e, f"domains.{name}.")) from None
             return cls.model_validate({**raw, "domains": domains})
         except ValidationError as e:
-            raise ValueError(f"{path}: {_brief(e)}") from None
+            raise ValueError(f"{path}: {brief(e)}") from None
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from None
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from temarec import __version__
-from temarec.config import RunConfig
+from temarec.config import RunConfig, config_differences
 from temarec.data.registry import load_dataset
 from temarec.data.splits import get_split
 from temarec.evaluation.candidates import candidates_path, load_or_sample
@@ -22,7 +22,7 @@ from temarec.evaluation.evaluator import Evaluator
 from temarec.evaluation.protocol import parse_protocol
 from temarec.models import build_model, build_model_class
 from temarec.settings import artifacts_root, slug
-from temarec.training.trainer import Trainer, atomic_write
+from temarec.training.trainer import CHECKPOINT, Trainer, atomic_write
 
 
 def machine_info() -> dict:
@@ -112,9 +112,66 @@ def features_for(ds, cfg: RunConfig, progress: bool = True):
     )
 
 
-def run(cfg: RunConfig, output: Path, progress: bool = True, dataset=None) -> dict:
-    """Train and evaluate as configured; returns the metrics document of the first protocol."""
+#: what `run` writes in a run folder (`overwrite` removes these, and nothing else)
+RUN_FILES = (
+    "config.json",
+    "metrics.json",
+    "metrics-*.json",
+    "ranks-*.npz",
+    "epochs.jsonl",
+    "epochs.csv",
+    "best.safetensors",
+    CHECKPOINT,
+)
+
+
+class RunFolderError(ValueError):
+    """The output folder holds a run of another configuration."""
+
+
+def check_run_folder(output: Path, cfg: RunConfig) -> list[str]:
+    """The settings where a run already in `output` differs from `cfg` (empty: none there, or the same
+    run, which then resumes or is evaluated again)."""
+    path = Path(output) / "config.json"
+    if not path.is_file():
+        return []
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return [f"config.json: unreadable ({e})"]
+    if not isinstance(stored, dict):
+        return ["config.json: not a JSON object"]
+    return config_differences(json.loads(cfg.model_dump_json()), stored, ignore=None)
+
+
+def clear_run_folder(output: Path) -> list[Path]:
+    """Remove what an earlier run wrote in `output` (`RUN_FILES`); other files are left alone."""
+    removed = []
+    for pattern in RUN_FILES:
+        for p in sorted(Path(output).glob(pattern)):
+            if p.is_file():
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
+def run(cfg: RunConfig, output: Path, progress: bool = True, dataset=None, overwrite: bool = False) -> dict:
+    """Train and evaluate as configured; returns the metrics document of the first protocol.
+
+    A folder that holds a run of another configuration is refused before anything is written (its
+    files would otherwise sit beside the new run's, or its checkpoint block the resume), unless
+    `overwrite`, which removes the earlier run's files first. The same configuration resumes.
+    """
     output = Path(output)
+    diffs = check_run_folder(output, cfg)
+    if overwrite:
+        clear_run_folder(output)
+    elif diffs:
+        shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
+        raise RunFolderError(
+            f"{output} holds a run of another configuration ({shown}); give another --output, or "
+            "--overwrite to replace that run"
+        )
     output.mkdir(parents=True, exist_ok=True)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
@@ -230,7 +287,10 @@ def evaluate_and_record(
             "protocol": p,
             "selected_on": f"valid {select} mean over domains of {cfg.train.select_metric}",
             "seed": cfg.train.seed,
-            "candidate_seed": cfg.eval.candidate_seed if candidate_seed is None else candidate_seed,
+            # full ranking draws nothing: it keeps the run's seed, so it pairs with the run's own files
+            "candidate_seed": cfg.eval.candidate_seed
+            if candidate_seed is None or parse_protocol(p).is_full
+            else candidate_seed,
             "exclude_history": cfg.eval.exclude_history,
             "ties": cfg.eval.ties,
             "valid": v.metrics,
@@ -283,7 +343,12 @@ def evaluate_run(
     valid_eval = build_evaluators(loaded.ds, split, ecfg, "valid")
     test_eval = build_evaluators(loaded.ds, split, ecfg, "test")
     own = path / "metrics.json"
-    fit_info = json.loads(own.read_text(encoding="utf-8")).get("training", {}) if own.is_file() else {}
+    if not own.is_file():  # written last: without it the weights are an unfinished run's best so far
+        raise ValueError(
+            f"{path}: no metrics.json, so its training has not finished; rerun its `temarec train` "
+            "command to resume it, then evaluate"
+        )
+    fit_info = json.loads(own.read_text(encoding="utf-8")).get("training", {})
     written: dict[str, Path | None] = {}
 
     def files(p: str):

@@ -28,16 +28,34 @@ from temarec.models.base import RecModel
 from temarec.training.memory import release_freed_memory
 
 CHECKPOINT = "checkpoint.pt"
+
+
+class ResumeError(RuntimeError):
+    """A checkpoint in the run folder that this run cannot continue (other settings, tags or code)."""
+
+
 BEST = "best.safetensors"
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it; put back at once
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call `write(tmp_path)` then rename over `path`."""
+    """Call `write(tmp_path)` then rename over `path`.
+
+    The file gets the mode a plain `open` would give it (mkstemp's is 0600, so that exports and run
+    files were readable by their owner only).
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -107,13 +125,13 @@ class Trainer:
             return False
         state = torch.load(path, weights_only=True)
         if state.get("fingerprint") != self.fingerprint:
-            raise RuntimeError(
+            raise ResumeError(
                 f"{path} was written by a run with another configuration; use a new --output folder "
                 "or remove the checkpoint"
             )
         stored_tags = state.get("tags_fingerprint") or None  # absent: written before tags were hashed
         if stored_tags is not None and stored_tags != self.tags_fingerprint:
-            raise RuntimeError(
+            raise ResumeError(
                 f"{path} was trained on another tag vocabulary ({stored_tags}, now "
                 f"{self.tags_fingerprint or 'none'}: re-tagged since?); use a new --output folder or "
                 "remove the checkpoint"
@@ -123,7 +141,7 @@ class Trainer:
             self.optim.load_state_dict(state["optim"])
         except (RuntimeError, ValueError, KeyError) as err:
             # same configuration, other module layout: written by another temarec version
-            raise RuntimeError(
+            raise ResumeError(
                 f"{path} does not fit this model (written by another temarec version?); use a new "
                 f"--output folder or remove the checkpoint. Details: {str(err).splitlines()[0]}"
             ) from err
