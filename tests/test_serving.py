@@ -385,6 +385,8 @@ def test_http_requests_are_strict_and_the_key_comes_first(served, demo_ds, monke
     guarded = TestClient(create_app(loaded, api_key=key))
     assert guarded.post("/recommend", content=b"{not json").status_code == 401
     assert guarded.post("/recommend", json={"users": "x"}).status_code == 401
+    assert guarded.get(f"//recommend/{user}").status_code == 401  # deny by default: no path slips past
+    assert guarded.get("/docs").status_code == 200
     raw = key.encode("utf-8")
     ok = guarded.get(f"/recommend/{user}", params={"k": 1}, headers={"X-API-Key": raw})
     assert ok.status_code == 200, ok.text

@@ -4,8 +4,9 @@
 or for tests. The model is loaded once at start; requests only rank (the item vectors of each domain are
 computed once and reused by the models that cache them).
 
-With an `api_key`, the recommendation endpoints want `Authorization: Bearer <key>` (or `X-API-Key: <key>`)
-and answer 401 without it; `/health` stays open for load balancers (without the run's path). Rate
+With an `api_key`, every path but `/health` and the documentation (`OPEN_PATHS`) wants
+`Authorization: Bearer <key>` (or `X-API-Key: <key>`) and answers 401 without it, before the request is
+read further; `/health` stays open for load balancers (without the run's path). Rate
 limiting and TLS belong to the reverse proxy in front.
 """
 
@@ -80,7 +81,9 @@ class BatchRequest(_Request):
     tags: int = Field(3, ge=0, le=20)
 
 
-GUARDED_PREFIX = "/recommend"
+#: what stays open with a key: health checks and the API's documentation; everything else is guarded
+#: (deny by default, so that no spelling of a path reaches a recommendation endpoint without the key)
+OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 UNAUTHORIZED = "missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 
 
@@ -116,7 +119,7 @@ def create_app(run: LoadedRun, api_key: str | None = None) -> FastAPI:
         async def require_key(request: Request, call_next):
             """Before anything else reads the request: an unauthenticated caller learns nothing about
             the request's shape (a bad body is a 401, not a 422 with validation details)."""
-            if request.url.path.startswith(GUARDED_PREFIX) and not _has_key(request, expected):
+            if request.scope["path"] not in OPEN_PATHS and not _has_key(request, expected):
                 return JSONResponse(
                     {"detail": UNAUTHORIZED},
                     status_code=401,

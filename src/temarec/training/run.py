@@ -333,6 +333,13 @@ def evaluate_run(
     names = [parse_protocol(p).name for p in protocols]  # a bad name fails before anything is loaded
     if not names:
         raise ValueError("no protocol to evaluate: give at least one (full, uni999, uniN)")
+    own = path / "metrics.json"
+    if (path / "config.json").is_file() and not own.is_file():
+        # written last: without it the weights are an unfinished run's best so far
+        raise ValueError(
+            f"{path}: no metrics.json, so its training has not finished; rerun its `temarec train` "
+            "command to resume it, then evaluate"
+        )
     loaded = load_run(path, dataset=dataset, progress=progress)
     cfg = loaded.cfg
     seed = cfg.eval.candidate_seed if candidate_seed is None else candidate_seed
@@ -342,12 +349,6 @@ def evaluate_run(
     split = loaded.split
     valid_eval = build_evaluators(loaded.ds, split, ecfg, "valid")
     test_eval = build_evaluators(loaded.ds, split, ecfg, "test")
-    own = path / "metrics.json"
-    if not own.is_file():  # written last: without it the weights are an unfinished run's best so far
-        raise ValueError(
-            f"{path}: no metrics.json, so its training has not finished; rerun its `temarec train` "
-            "command to resume it, then evaluate"
-        )
     fit_info = json.loads(own.read_text(encoding="utf-8")).get("training", {})
     written: dict[str, Path | None] = {}
 
