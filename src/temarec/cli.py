@@ -27,6 +27,13 @@ def _fail(msg: str) -> None:
     raise typer.Exit(2)
 
 
+def _check_format(fmt: str) -> None:
+    from temarec.data.canonical import FORMATS
+
+    if fmt not in FORMATS:
+        _fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+
+
 def _load(dataset: str):
     from temarec.data import DataFormatError, DatasetNotFoundError, load_dataset
 
@@ -71,10 +78,9 @@ def data_export(
     ] = None,
 ) -> None:
     """Write a dataset (e.g. 'demo') as canonical items + interactions files."""
-    from temarec.data.canonical import FORMATS, write_canonical
+    from temarec.data.canonical import write_canonical
 
-    if fmt not in FORMATS:
-        _fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    _check_format(fmt)
     ds = _load(dataset)
     try:
         write_canonical(ds, out, fmt=fmt, name=name or Path(out).resolve().name)
@@ -100,10 +106,9 @@ def data_import_amazon(
     """Import raw Amazon reviews + metadata (2014 or 2018 schema) of two categories."""
     from temarec.data import DataFormatError
     from temarec.data.amazon_raw import AmazonSource, import_amazon
-    from temarec.data.canonical import FORMATS, write_canonical
+    from temarec.data.canonical import write_canonical
 
-    if fmt not in FORMATS:  # before hours of parsing, not after
-        _fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    _check_format(fmt)  # before hours of parsing, not after
     try:
         ds = import_amazon(
             AmazonSource(name=a_name, reviews=a_reviews, meta=a_meta),
@@ -659,7 +664,7 @@ def tag(
     """Tag every item (resumable: answers are cached), then build the tag vocabulary."""
     import sqlite3
 
-    from temarec.settings import artifacts_root, slug
+    from temarec.settings import slug, tags_root
     from temarec.tagging import BACKENDS, BackendFatalError, get_backend
     from temarec.tagging.cache import TagCache
     from temarec.tagging.runner import TagRunOptions, parse_shard, shard_output, tag_dataset
@@ -737,10 +742,10 @@ def tag(
         source += f"-sample{sample}-seed{sample_seed}"
     if limit is not None:
         source += f"-limit{limit}"
-    out_dir = output or artifacts_root() / "tags" / slug(ds.name) / slug(source)
+    out_dir = output or tags_root(ds.name) / slug(source)
     if shard_t[1] > 1:
         out_dir = shard_output(out_dir, shard_t)
-    cache_path = cache or artifacts_root() / "tags" / slug(ds.name) / "cache.sqlite"
+    cache_path = cache or tags_root(ds.name) / "cache.sqlite"
     run_opts = TagRunOptions(
         refine=refine,
         shard=shard_t,

@@ -22,6 +22,13 @@ def brief(e: Exception, prefix: str = "") -> str:
     return "; ".join(parts)
 
 
+def yaml_error(path: str | Path, e: yaml.YAMLError) -> str:
+    """`path:line: not valid YAML: problem` (the line where the parser found it, when it says)."""
+    mark = getattr(e, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    return f"{where}: not valid YAML: {getattr(e, 'problem', None) or e}"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -217,9 +224,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         except (OSError, UnicodeDecodeError) as e:
             raise ValueError(f"{path}: cannot read the config file ({e.__class__.__name__}: {e})") from None
         except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-            raise ValueError(f"{where}: not valid YAML: {getattr(e, 'problem', None) or e}") from None
+            raise ValueError(yaml_error(path, e)) from None
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: a config file must be a mapping of sections")
     for item in overrides or []:
@@ -259,12 +264,11 @@ def config_differences(
     (they cannot change such a model's numbers), are ignored too; `ignore=None` compares every setting,
     as resuming a checkpoint needs.
     """
-    from temarec.models import MODELS  # here: the models import torch
+    from temarec.models import needs_features  # here: the models import torch
 
     exp, got = _flatten(expected), _flatten(upgrade_stored_config(stored))
     default = _flatten(RunConfig().model_dump(mode="json"))
-    cls = MODELS.get(str(exp.get("model.name")))
-    skip_features = ignore is not None and cls is not None and not getattr(cls, "needs_features", False)
+    skip_features = ignore is not None and needs_features(str(exp.get("model.name"))) is False
     diffs = []
     for key, want in exp.items():
         if (ignore is not None and key in ignore) or (skip_features and key.startswith("features.")):

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from temarec.data.dataset import CDDataset
-from temarec.settings import artifacts_root, slug
+from temarec.settings import slug, tags_root
 
 
 def llamacpp_available() -> bool:
@@ -56,7 +56,7 @@ def tag_catalogue(
     from temarec.tagging.vocab import build_vocab
 
     source = source or (backend + ("-refined" if refine else ""))
-    root = artifacts_root() / "tags" / slug(ds.name)
+    root = tags_root(ds.name)
     out = root / slug(source)
     be = get_backend(backend, **backend_options)
     try:
@@ -77,4 +77,4 @@ def tag_catalogue(
 
 
 def tag_folder(ds: CDDataset, source: str) -> Path:
-    return artifacts_root() / "tags" / slug(ds.name) / slug(source)
+    return tags_root(ds.name) / slug(source)

@@ -48,3 +48,8 @@ def slug(text: str) -> str:
     path as they are.
     """
     return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.") or "x"
+
+
+def tags_root(dataset_name: str) -> Path:
+    """`ARTIFACTS/tags/<dataset>/`: a dataset's tag sources and its answer cache (`cache.sqlite`)."""
+    return artifacts_root() / "tags" / slug(dataset_name)

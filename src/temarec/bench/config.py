@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from temarec.config import RunConfig, load_config
+from temarec.config import RunConfig, load_config, yaml_error
 from temarec.evaluation.protocol import parse_protocol
 
 #: keys a bench sets itself per cell; a `set:` block must not set them (it would be silently overridden)
@@ -343,7 +343,7 @@ def load_bench_config(spec: str | Path) -> BenchConfig:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
-        raise BenchConfigError(f"{path}: not valid YAML: {e}") from e
+        raise BenchConfigError(yaml_error(path, e)) from e
     if not isinstance(raw, dict):
         raise BenchConfigError(f"{path}: a bench config must be a mapping (datasets, variants, ...)")
     try:

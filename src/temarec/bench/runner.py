@@ -133,12 +133,10 @@ def build_cells(cfg: BenchConfig, output: Path | None = None) -> list[Cell]:
 
 
 # ---- staleness ---------------------------------------------------------------------------------------
-def model_needs_features(model: str) -> bool | None:
-    """Whether a registered model reads item features; None for a model that is not registered."""
-    from temarec.models import MODELS
+def _needs_features(model: str) -> bool | None:
+    from temarec.models import needs_features  # here: the models import torch
 
-    cls = MODELS.get(model)
-    return None if cls is None else bool(getattr(cls, "needs_features", False))
+    return needs_features(model)
 
 
 def cell_status(cell: Cell) -> CellStatus:
@@ -304,7 +302,7 @@ def prepare(cfg: BenchConfig, cells: list[Cell]) -> None:
     the cells, whose logs then say what is wrong."""
     by_ds: dict[str, list[Cell]] = {}
     for c in cells:
-        if model_needs_features(c.model):
+        if _needs_features(c.model):
             by_ds.setdefault(c.dataset, []).append(c)
     for dataset, fcells in by_ds.items():
         try:
@@ -582,7 +580,7 @@ def run_bench(
                 say(f"  skip {st.cell.name}: {st.detail}")
         if run:
             # the longest cells (content-aware models) first, so that the short ones fill the last slots
-            run.sort(key=lambda c: not model_needs_features(c.model))
+            run.sort(key=lambda c: not _needs_features(c.model))
             prepare(cfg, run)
             results = execute(run, cfg.jobs, cfg.threads)
             failed = [r for r in results if r.returncode != 0]

@@ -37,7 +37,7 @@ from temarec.config import FeaturesConfig
 from temarec.data.dataset import CDDataset
 from temarec.features.item_features import ItemFeatures
 from temarec.features.text_encoder import load_text_encoder
-from temarec.settings import artifacts_root, slug
+from temarec.settings import artifacts_root, slug, tags_root
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +287,7 @@ def embed_texts_cached(
 # ---- tags --------------------------------------------------------------------------------------------
 def tag_sources(dataset_name: str) -> list[str]:
     """Sources with a saved tag vocabulary for this dataset, best first (the order `auto` uses)."""
-    root = artifacts_root() / "tags" / slug(dataset_name)
+    root = tags_root(dataset_name)
     if not root.is_dir():
         return []
     names = [p.name for p in root.iterdir() if (p / "vocab.json").is_file()]
@@ -307,7 +307,7 @@ def resolve_tag_source(dataset_name: str, spec: str | None) -> Path | None:
     """The vocabulary folder for `spec` (`auto`, a source name, or a folder); None when tags are off."""
     if spec is None or spec.strip().lower() in _OFF:
         return None
-    root = artifacts_root() / "tags" / slug(dataset_name)
+    root = tags_root(dataset_name)
     available = tag_sources(dataset_name)
     if spec.strip().lower() == "auto":
         return root / available[0] if available else None

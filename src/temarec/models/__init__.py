@@ -21,14 +21,20 @@ def build_model_class(name: str) -> type[RecModel]:
     return MODELS[name]
 
 
+def needs_features(name: str) -> bool | None:
+    """Whether the model `name` reads item features (text, tags, images); None for an unknown name."""
+    cls = MODELS.get(name)
+    return None if cls is None else bool(getattr(cls, "needs_features", False))
+
+
 def build_model(info: DatasetInfo, cfg: ModelConfig, max_len: int = 50, features=None) -> RecModel:
     """A model by `cfg.name`; content-aware models (`needs_features`) take `features` (ItemFeatures)."""
     cls = build_model_class(cfg.name)
-    if getattr(cls, "needs_features", False):
+    if needs_features(cfg.name):
         return cls(info, cfg, max_len=max_len, features=features)
     if cls in (SASRec, SASRecSingle, C2DSR):
         return cls(info, cfg, max_len=max_len)
     return cls(info, cfg)
 
 
-__all__ = ["MODELS", "RecModel", "build_model", "build_model_class"]
+__all__ = ["MODELS", "RecModel", "build_model", "build_model_class", "needs_features"]

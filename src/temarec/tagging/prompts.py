@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from temarec.config import brief
+from temarec.config import brief, yaml_error
 from temarec.tagging.base import Pass, TagRequest
 from temarec.tagging.normalize import MAX_WORDS
 
@@ -295,9 +295,7 @@ class PromptSet(_Strict):
         try:
             raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:  # syntax errors, and tags like !!python/object that safe_load refuses
-            mark = getattr(e, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-            raise ValueError(f"{where}: not valid YAML: {getattr(e, 'problem', None) or e}") from None
+            raise ValueError(yaml_error(path, e)) from None
         except UnicodeDecodeError:
             raise ValueError(f"{path}: not UTF-8 text") from None
         if not isinstance(raw, dict):

@@ -20,9 +20,9 @@ from temarec.data.splits import get_split
 from temarec.evaluation.candidates import candidates_path, load_or_sample
 from temarec.evaluation.evaluator import Evaluator
 from temarec.evaluation.protocol import parse_protocol
-from temarec.models import build_model, build_model_class
+from temarec.models import build_model, needs_features
 from temarec.settings import artifacts_root, slug
-from temarec.training.trainer import CHECKPOINT, Trainer, atomic_write
+from temarec.training.trainer import BEST, CHECKPOINT, Trainer, atomic_write
 
 
 def machine_info() -> dict:
@@ -102,7 +102,7 @@ def build_evaluators(ds, split, cfg: RunConfig, part: str) -> dict[str, Evaluato
 
 def features_for(ds, cfg: RunConfig, progress: bool = True):
     """The item features the configured model reads (built once, then from the cache), or None."""
-    if not getattr(build_model_class(cfg.model.name), "needs_features", False):
+    if not needs_features(cfg.model.name):
         return None
     from temarec.features.build import load_item_features
 
@@ -120,7 +120,7 @@ RUN_FILES = (
     "ranks-*.npz",
     "epochs.jsonl",
     "epochs.csv",
-    "best.safetensors",
+    BEST,
     CHECKPOINT,
 )
 
