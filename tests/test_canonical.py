@@ -256,7 +256,7 @@ def test_parquet_errors_name_the_row(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError) as err:
         load_canonical(folder)
     assert err.value.line == 3 and err.value.field == "item_id"
-    assert "interactions.parquet:3" in str(err.value) and "row 3" in str(err.value)
+    assert "interactions.parquet: row 3: field 'item_id'" in str(err.value) and str(err.value).count("3") == 1
 
     pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "b"], "timestamp": [1.0, np.nan]}).to_parquet(
         folder / "interactions.parquet"
@@ -325,3 +325,20 @@ def test_dataset_name_must_be_a_plain_name(tmp_path: Path, name: str) -> None:
 def test_write_names_the_copy(tmp_path: Path) -> None:
     write_canonical(_dataset(), tmp_path / "copy", name="my-copy")
     assert load_canonical(tmp_path / "copy").name == "my-copy"
+
+
+def test_a_column_named_twice_is_refused_not_renamed(tmp_path: Path) -> None:
+    """pandas would read the second `item_id` as `item_id.1` and the catalogue would lose its titles."""
+    header, rest = ITEMS.split("\n", 1)
+    folder = _folder(tmp_path, items=header.replace("title", "item_id") + "\n" + rest)
+    with pytest.raises(DataFormatError, match=r"items.csv:1: field 'item_id' this column is named twice"):
+        load_canonical(folder)
+
+
+def test_a_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    folder = _folder(tmp_path)
+    lines = (folder / "items.csv").read_bytes().split(b"\n")
+    lines[2] += "caf\u00e9".encode("latin-1")
+    (folder / "items.csv").write_bytes(b"\n".join(lines))
+    with pytest.raises(DataFormatError, match=r"items.csv:3: not UTF-8 text \(byte 0xe9\)"):
+        load_canonical(folder)

@@ -168,3 +168,30 @@ def test_evaluate_refuses_an_unfinished_run_and_full_keeps_its_seed(tmp_path):
     res = runner.invoke(app, ["evaluate", str(tmp_path), "--protocol", "uni99"])
     assert res.exit_code == 2 and "has not finished" in res.output
     assert not (tmp_path / "metrics-uni99.json").exists()
+
+
+def test_sigterm_mid_export_leaves_no_partial_files(tmp_path):
+    """`kill` (SIGTERM) runs the clean-up that Ctrl-C runs: exit 143, no temporary folder left behind."""
+    import subprocess
+    import sys
+
+    script = """
+import os, signal, sys, time
+import pandas as pd
+from temarec import cli
+
+def killed_while_writing(self, path, *a, **k):
+    open(path, "w").write("half a file")
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(60)
+
+pd.DataFrame.to_csv = killed_while_writing
+sys.argv = ["temarec", "data", "export", "demo", sys.argv[1]]
+cli.main()
+"""
+    out = tmp_path / "shop"
+    res = subprocess.run(
+        [sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 143, res.stderr[-2000:]
+    assert out.is_dir() and list(out.iterdir()) == []  # nothing half-written, no .tmp-canonical-* folder

@@ -61,6 +61,19 @@ def test_compare_finds_the_better_group_per_domain(tmp_path):
     assert "| Food | NDCG@10 |" in md and "tags better" in md and "good/seed0" in md
 
 
+def test_compare_warns_of_a_group_mixing_models_or_repeating_a_seed(tmp_path):
+    a, b = _groups(tmp_path)
+    assert compare_runs(a, b, ["full"])["warnings"] == []
+    mixed = compare_runs([a[0], b[1]], [b[2]], ["full"])
+    assert mixed["warnings"] == ["group A averages runs of several models (base, good)"]
+    assert markdown(mixed).startswith("> warning: group A averages runs of several models")
+    copy = _run(tmp_path / "good" / "copy-of-seed0", np.ones(400), seed=0)
+    twice = compare_runs([a[0], copy], b, ["full"])
+    assert len(twice["warnings"]) == 1 and "good/seed0 twice" in twice["warnings"][0]
+    with pytest.raises(ValueError, match="group A names the same run folder twice"):
+        compare_runs([a[0], a[1], a[0]], b, ["full"])
+
+
 def test_verdict_needs_both_tests_and_the_same_direction():
     t = {"diff": 0.01, "t_p": 0.001, "wilcoxon_p": 0.001, "wilcoxon_sign": 1}
     assert verdict(t) == "A"

@@ -36,6 +36,32 @@ def test_config_file_must_be_a_mapping(tmp_path):
         load_config(path)
 
 
+def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("train:\n  lr: 0.01\n  epochs: 3\n  lr: 0.001\n")
+    with pytest.raises(ValueError, match=r"dup.yaml:4: .*'lr' is given twice \(first on line 2\)"):
+        load_config(path)
+    # the same key in two sections is not a duplicate
+    path.write_text("model:\n  hidden: 32\ntrain:\n  epochs: 2\ndata:\n  max_len: 20\n")
+    assert load_config(path).data.max_len == 20
+    with pytest.raises(ValueError, match="given twice"):
+        load_config(None, ["eval.protocols={a: 1, a: 2}"])
+
+
+def test_a_prompt_or_bench_file_with_a_key_given_twice_is_refused(tmp_path):
+    from temarec.bench.config import BenchConfigError, load_bench_config
+    from temarec.tagging.prompts import PromptSet
+
+    prompts = tmp_path / "p.yaml"
+    prompts.write_text("version: v1\nversion: v2\n")
+    with pytest.raises(ValueError, match="p.yaml:2: .*'version' is given twice"):
+        PromptSet.from_yaml(prompts)
+    bench = tmp_path / "b.yaml"
+    bench.write_text("datasets: [demo]\nseeds: [0]\nseeds: [1]\n")
+    with pytest.raises(BenchConfigError, match="'seeds' is given twice"):
+        load_bench_config(bench)
+
+
 def test_a_stored_config_with_a_moved_key_still_loads(tmp_path):
     from temarec.config import upgrade_stored_config
     from temarec.serving.load import read_run_config

@@ -110,6 +110,13 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path, demo_ds, monkeyp
     resumed = run(cfg, tmp_path / "crash", progress=False, dataset=demo_ds)
     assert resumed["training"]["epochs"] == 4
     assert resumed["valid"] == full["valid"] and resumed["test"] == full["test"]
+    # the time of the epochs before the crash is still counted
+    assert full["training"]["resumed_after_epoch"] == 0 and resumed["training"]["resumed_after_epoch"] == 2
+    epochs = [json.loads(line) for line in (tmp_path / "crash" / "epochs.jsonl").read_text().splitlines()]
+    assert len(epochs) == 4
+    assert resumed["training"]["train_valid_seconds_all_epochs"] == pytest.approx(
+        sum(r["train_seconds"] + r["valid_seconds"] for r in epochs), abs=0.02
+    )
     from safetensors.torch import load_file
 
     a, b = load_file(str(tmp_path / "full" / BEST)), load_file(str(tmp_path / "crash" / BEST))

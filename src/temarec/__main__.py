@@ -1,5 +1,5 @@
 """`python -m temarec ...`: the same as the `temarec` command (tagging workers start themselves this way)."""
 
-from temarec.cli import app
+from temarec.cli import main
 
-app(prog_name="temarec")
+main(prog_name="temarec")

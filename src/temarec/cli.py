@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Annotated
@@ -416,6 +417,8 @@ def compare(
         atomic_write(output, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     if as_json:
         typer.echo(json.dumps(result, indent=2))
+        for w in result["warnings"]:  # the table shows them; JSON on stdout is read by programs
+            typer.echo(f"warning: {w}", err=True)
     else:
         typer.echo(markdown(result, name_a, name_b))
     if output is not None:  # on stderr: stdout is the table (or JSON), often redirected to a file
@@ -907,5 +910,18 @@ def _register_features() -> None:
 
 _register_features()
 
+
+def _terminated(signum: int, _frame: object) -> None:
+    """SIGTERM (`kill`, a job scheduler's time limit) as an exception, so that `finally` blocks run:
+    half-written `*.tmp` files are removed and the last checkpoint stays whole, as on Ctrl-C."""
+    raise SystemExit(128 + signum)
+
+
+def main(prog_name: str | None = None) -> None:
+    """The `temarec` command (console script and `python -m temarec`)."""
+    signal.signal(signal.SIGTERM, _terminated)
+    app(prog_name=prog_name)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -22,6 +22,33 @@ def brief(e: Exception, prefix: str = "") -> str:
     return "; ".join(parts)
 
 
+class _NoDuplicateKeys(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping: plain YAML keeps the last silently,
+    so `lr: 0.01` a few lines above `lr: 0.001` would train with a value the reader did not see."""
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001 - PyYAML's signature
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:  # an unhashable key: let PyYAML say so
+                break
+            if first is not key_node:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"key {key!r} is given twice (first on line {first.start_mark.line + 1})",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str):  # noqa: ANN201 - any YAML value
+    """`yaml.safe_load`, but a key given twice in one mapping is an error (`yaml.YAMLError`)."""
+    return yaml.load(text, Loader=_NoDuplicateKeys)  # noqa: S506 - a SafeLoader subclass
+
+
 def yaml_error(path: str | Path, e: yaml.YAMLError) -> str:
     """`path:line: not valid YAML: problem` (the line where the parser found it, when it says)."""
     mark = getattr(e, "problem_mark", None)
@@ -210,7 +237,7 @@ def parse_override(item: str) -> tuple[str, object]:
     if not sep or not key.strip():
         raise ValueError(f"override {item!r} must look like section.key=value")
     try:
-        return key.strip(), yaml.safe_load(value)
+        return key.strip(), load_yaml(value)
     except yaml.YAMLError as e:
         raise ValueError(f"override {item!r}: the value is not valid YAML ({e})") from None
 
@@ -220,7 +247,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     raw: dict = {}
     if path is not None:
         try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            raw = load_yaml(Path(path).read_text(encoding="utf-8")) or {}
         except (OSError, UnicodeDecodeError) as e:
             raise ValueError(f"{path}: cannot read the config file ({e.__class__.__name__}: {e})") from None
         except yaml.YAMLError as e:

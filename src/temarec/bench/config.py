@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from temarec.config import RunConfig, load_config, yaml_error
+from temarec.config import RunConfig, load_config, load_yaml, yaml_error
 from temarec.evaluation.protocol import parse_protocol
 
 #: keys a bench sets itself per cell; a `set:` block must not set them (it would be silently overridden)
@@ -341,7 +341,7 @@ def load_bench_config(spec: str | Path) -> BenchConfig:
     """Load and validate a bench config; every problem is a `BenchConfigError` naming the file."""
     path = resolve_config_path(spec)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise BenchConfigError(yaml_error(path, e)) from e
     if not isinstance(raw, dict):

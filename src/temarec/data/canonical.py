@@ -71,10 +71,7 @@ class _Table:
     def error(self, row: int | None, field: str | None, message: str) -> DataFormatError:
         if row is None:
             return DataFormatError(self.path, None, field, message)
-        line = self.lines([row])[0]
-        if not self.is_csv:
-            message = f"{message} (row {line})"
-        return DataFormatError(self.path, line, field, message)
+        return DataFormatError(self.path, self.lines([row])[0], field, message, row=not self.is_csv)
 
     def text(self, col: str) -> pd.Series:
         """A column as Arrow-backed strings (fast to compare and hash), missing values as ''."""
@@ -138,6 +135,30 @@ def _first_bad_width(path: Path) -> tuple[int, int, int] | None:
     return None
 
 
+def _refuse_duplicate_columns(path: Path, columns: list[str], line: int | None) -> None:
+    """A column named twice: a reader would keep one of them (or rename the other `item_id.1`)
+    and silently drop what the user meant to give."""
+    seen: set[str] = set()
+    for c in columns:
+        if c in seen:
+            raise DataFormatError(path, line, c, "this column is named twice in the header")
+        seen.add(c)
+
+
+def _not_utf8(path: Path) -> DataFormatError | None:
+    """The line and byte of the first byte that is not UTF-8, if there is one (only on the error path:
+    it reads the whole file)."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        return DataFormatError(
+            path, line, None, f"not UTF-8 text (byte 0x{data[e.start]:02x}); save the file as UTF-8"
+        )
+    return None
+
+
 def _read_table(path: Path) -> _Table:
     """Read a CSV with every column as a string (so bad values stay visible) or a Parquet table."""
     if path.suffix == ".parquet":
@@ -146,6 +167,7 @@ def _read_table(path: Path) -> _Table:
         except Exception as e:  # pyarrow raises several types for a corrupt file
             raise DataFormatError(path, None, None, f"cannot read Parquet file: {e}") from None
         df.columns = [str(c) for c in df.columns]
+        _refuse_duplicate_columns(path, list(df.columns), None)
         return _Table(path, df.reset_index(drop=True))
     try:
         # The pyarrow engine rejects rows with the wrong number of fields, which the C engine pads
@@ -154,16 +176,18 @@ def _read_table(path: Path) -> _Table:
     except pd.errors.EmptyDataError:
         raise DataFormatError(path, 1, None, "file is empty; expected a header line") from None
     except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as e:
-        try:
-            bad = _first_bad_width(path)
-        except UnicodeDecodeError:
-            bad = None
+        if (not_utf8 := _not_utf8(path)) is not None:
+            raise not_utf8 from None
+        bad = _first_bad_width(path)
         if bad is not None:
             line, want, got = bad
             raise DataFormatError(
                 path, line, None, f"expected {want} fields like the header, found {got}"
             ) from None
         raise DataFormatError(path, None, None, f"cannot parse CSV: {e}") from None
+    with path.open(newline="", encoding="utf-8-sig") as f:  # the header as written: pandas renames
+        header = next(csv.reader(f), [])  # a second `item_id` to `item_id.1`
+    _refuse_duplicate_columns(path, [c.strip() for c in header], 1)
     df.columns = [str(c).strip() for c in df.columns]
     return _Table(path, df)
 

@@ -8,12 +8,15 @@ from pathlib import Path
 class DataFormatError(ValueError):
     """A data file is malformed. The message names the file, the line (1-based) and the field."""
 
-    def __init__(self, path: str | Path, line: int | None, field: str | None, message: str):
+    def __init__(
+        self, path: str | Path, line: int | None, field: str | None, message: str, *, row: bool = False
+    ):
+        """`row`: `line` counts data rows of a file without lines (Parquet), shown as `path: row N:`."""
         self.path = str(path)
         self.line = line
         self.field = field
         self.reason = message
-        where = self.path if line is None else f"{self.path}:{line}"
+        where = self.path if line is None else f"{self.path}: row {line}" if row else f"{self.path}:{line}"
         what = f" field '{field}'" if field else ""
         super().__init__(f"{where}:{what} {message}".replace(": ", ": ", 1))
 

@@ -75,6 +75,23 @@ def _check_agree(runs: list[RunInfo]) -> None:
                 )
 
 
+def _group_warnings(runs: list[RunInfo], name: str) -> list[str]:
+    """What looks like a mistake in one group, without forbidding it: several models averaged together
+    (two tag sources of one model are fine; sasrec and gru4rec in one group rarely are), and a model
+    and seed given twice (a copied folder counts its seed twice in the mean)."""
+    out = []
+    models = sorted({str(r.doc.get("model")) for r in runs})
+    if len(models) > 1:
+        out.append(f"group {name} averages runs of several models ({', '.join(models)})")
+    seen: dict[tuple, Path] = {}
+    for r in runs:
+        key = (r.doc.get("model"), r.doc.get("seed"))
+        if key in seen:
+            out.append(f"group {name}: {r.label} twice ({seen[key]} and {r.dir}); its seed weighs double")
+        seen.setdefault(key, r.dir)
+    return out
+
+
 def verdict(t: dict, alpha: float = ALPHA) -> str:
     """`A` or `B`: the group that is significantly better by `significance.significant`; else `n.s.`."""
     if not significant(t, alpha):
@@ -98,11 +115,23 @@ def compare_runs(
         raise ValueError("each group needs at least one run folder")
     if len({Path(p).resolve() for p in a} & {Path(p).resolve() for p in b}):
         raise ValueError("the same run folder is in both groups")
-    out: dict = {"a": [str(p) for p in a], "b": [str(p) for p in b], "alpha": alpha, "protocols": {}}
+    for name, group in (("A", a), ("B", b)):
+        if len({Path(p).resolve() for p in group}) < len(group):
+            raise ValueError(f"group {name} names the same run folder twice")
+    out: dict = {
+        "a": [str(p) for p in a],
+        "b": [str(p) for p in b],
+        "alpha": alpha,
+        "protocols": {},
+        "warnings": [],
+    }
     for protocol in protocols:
         ra = [RunInfo(Path(p), metrics_doc(Path(p), protocol)) for p in a]
         rb = [RunInfo(Path(p), metrics_doc(Path(p), protocol)) for p in b]
         _check_agree(ra + rb)
+        for w in _group_warnings(ra, "A") + _group_warnings(rb, "B"):
+            if w not in out["warnings"]:
+                out["warnings"].append(w)
         domains = [d for d in ra[0].doc.get("test", {}) if d != "all"]
         if len(domains) != 2:
             raise ValueError(f"{ra[0].dir}: expected two domains in its test metrics, found {domains}")
@@ -122,7 +151,8 @@ def compare_runs(
 
 def markdown(result: dict, name_a: str = "A", name_b: str = "B") -> str:
     """One table per protocol: means, relative difference, both p-values and the verdict."""
-    lines = []
+    lines = [f"> warning: {w}" for w in result.get("warnings", [])]
+    lines += [""] if lines else []
     for protocol, block in result["protocols"].items():
         runs = result["runs"][protocol]
         lines += [

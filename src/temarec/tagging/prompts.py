@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from temarec.config import brief, yaml_error
+from temarec.config import brief, load_yaml, yaml_error
 from temarec.tagging.base import Pass, TagRequest
 from temarec.tagging.normalize import MAX_WORDS
 
@@ -293,7 +293,7 @@ class PromptSet(_Strict):
     def from_yaml(cls, path: str | Path) -> PromptSet:
         """Templates from YAML (safe_load); missing fields keep the defaults, domains are merged by name."""
         try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            raw = load_yaml(Path(path).read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:  # syntax errors, and tags like !!python/object that safe_load refuses
             raise ValueError(yaml_error(path, e)) from None
         except UnicodeDecodeError:

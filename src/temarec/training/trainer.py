@@ -203,6 +203,7 @@ class Trainer:
         """Train until patience runs out or `epochs` is reached; the best weights end up in the model."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         resumed = self.try_resume()
+        resumed_after = self.epoch if resumed else 0
         if resumed and self.progress:
             tqdm.write(f"resumed from {self.out_dir / CHECKPOINT} after epoch {self.epoch}")
         while self.epoch < self.cfg.epochs and self.bad_epochs < self.cfg.patience:
@@ -243,4 +244,9 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "best_valid_score": self.best_score,
             "seconds_per_epoch": float(np.mean(epoch_secs)) if epoch_secs else 0.0,
+            # a resumed run's wall_seconds counts only the last invocation; these count every epoch
+            "resumed_after_epoch": resumed_after,
+            "train_valid_seconds_all_epochs": round(
+                sum(r["train_seconds"] + r["valid_seconds"] for r in self.history), 2
+            ),
         }
