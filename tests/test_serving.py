@@ -206,7 +206,20 @@ def test_http_api_key(served, demo_ds, monkeypatch):
     health = client.get("/health")
     assert health.status_code == 200  # open for load balancers
     assert "run" not in health.json() and str(out) not in health.text  # but not the file system
-    assert str(out) not in client.get("/openapi.json").text
+    schema = client.get("/openapi.json").json()
+    assert str(out) not in json.dumps(schema)
+    # /docs says what a guarded server wants, and that /health wants nothing
+    assert schema["components"]["securitySchemes"]["apiKey"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+    }
+    assert schema["security"] == [{"bearer": []}, {"apiKey": []}]
+    assert schema["paths"]["/health"]["get"]["security"] == []
+    assert "security" not in client.get("/openapi.json").json()["paths"]["/recommend"]["post"]
+    assert "securitySchemes" not in TestClient(create_app(loaded)).get("/openapi.json").json().get(
+        "components", {}
+    )
     denied = client.get(f"/recommend/{user}")
     assert denied.status_code == 401 and "API key" in denied.json()["detail"]
     assert denied.headers["www-authenticate"] == "Bearer"

@@ -177,4 +177,29 @@ def create_app(run: LoadedRun, api_key: str | None = None) -> FastAPI:
         except (UnknownItemError, UnknownDomainError) as e:
             raise HTTPException(422, str(e)) from None
 
+    if api_key is not None:
+        _document_key(app)
     return app
+
+
+def _document_key(app: FastAPI) -> None:
+    """Say in the OpenAPI schema (and so on /docs, with its Authorize button) what the middleware
+    wants: the key is checked there, before routing, so no route declares it itself."""
+    make_schema = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = make_schema()
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            }
+            schema["security"] = [{"bearer": []}, {"apiKey": []}]  # either one
+            for path, ops in schema.get("paths", {}).items():
+                if path in OPEN_PATHS:
+                    for op in ops.values():
+                        op["security"] = []
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
