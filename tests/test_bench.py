@@ -516,3 +516,11 @@ def test_quick_bench_end_to_end_then_resumes_as_done(tmp_path):
     assert "9 done" in res.output and "nothing to run" in res.output
     assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("demo/*/seed*/metrics.json")}
     print(f"quick bench: {first:.0f} s")
+
+
+def test_report_names_runs_selected_under_the_first_validation_rule():
+    from temarec.bench.report import _rule_note
+
+    assert _rule_note({}) == [] and _rule_note({2: 6}) == []
+    (line,) = _rule_note({1: 4, 2: 2})
+    assert line.startswith("- 4 of 6 runs were selected under validation rule 1") and "test item" in line

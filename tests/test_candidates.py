@@ -100,3 +100,53 @@ def test_evaluator_on_perfect_constant_and_worst_models(demo_ds, protocol):
 def test_candidates_path_names_everything(tmp_path):
     p = candidates_path(tmp_path, "afk-abc", "loo", "test", 999, 3, True)
     assert p.name == "loo-test-uni999-seed3-hist.npy" and p.parent.name == "afk-abc"
+    # validation's second rule has files of its own: a draw of the first is never reused
+    assert (
+        candidates_path(tmp_path, "k", "loo", "valid", 99, 3, True).name
+        == "loo-valid-v2-uni99-seed3-hist.npy"
+    )
+
+
+def test_validation_draws_from_its_own_stream_and_files_are_readable(demo_ds, tmp_path):
+    split = leave_one_out(demo_ds)
+    info = demo_ds.info()
+    test = load_or_sample(tmp_path / "t.npy", split.test, info, 50, 3, True)
+    valid = load_or_sample(tmp_path / "v.npy", split.valid, info, 50, 3, True, part="valid")
+    np.testing.assert_array_equal(test, sample_negatives(split.test, info, 50, seed=3))  # as before
+    check_invariants(split.valid, info, valid)
+    # not the test draw's stream (stream 0), whose keys made same-domain instances share negatives
+    assert not np.array_equal(valid, sample_negatives(split.valid, info, 50, seed=3))
+    np.testing.assert_array_equal(valid, sample_negatives(split.valid, info, 50, seed=3, stream=1))
+    mode = (tmp_path / "v.npy").stat().st_mode & 0o777
+    assert mode & 0o044, oct(mode)  # group/other may read, as for every other file written
+
+
+class AllItems(Oracle):
+    """A common mistake: scores over every item of the catalogue instead of the domain's."""
+
+    def score_all(self, seq, domain):
+        return torch.zeros(seq.shape[0], self.info.n_items)
+
+
+class DropsColumn(Oracle):
+    def score_candidates(self, seq, domain, candidates):
+        return super().score_candidates(seq, domain, candidates)[:, 1:]
+
+
+def test_scores_of_the_wrong_shape_are_an_error_not_wrong_metrics(demo_ds):
+    from temarec.serving.recommend import recommend
+
+    split = leave_one_out(demo_ds)
+    info, es = demo_ds.info(), split.test
+    full = Evaluator(info, es, "full")  # a protocol name is parsed
+    with pytest.raises(
+        ValueError, match=r"AllItems.score_all returned scores of shape .*items of the domain"
+    ):
+        full.evaluate(AllItems(info, es))
+    with pytest.raises(ValueError, match=r"AllItems.score_all returned"):
+        recommend(AllItems(info, es), demo_ds, np.arange(5), 0)
+    sampled = Evaluator(info, es, parse_protocol("uni20"), sample_negatives(es, info, 20, seed=0))
+    with pytest.raises(ValueError, match=r"DropsColumn.score_candidates .*\[batch, candidates\]"):
+        sampled.evaluate(DropsColumn(info, es))
+    with pytest.raises(ValueError, match="ties"):
+        Evaluator(info, es, "full", ties="optimistic")

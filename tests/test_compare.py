@@ -70,6 +70,7 @@ def test_compare_warns_of_a_group_mixing_models_or_repeating_a_seed(tmp_path):
     copy = _run(tmp_path / "good" / "copy-of-seed0", np.ones(400), seed=0)
     twice = compare_runs([a[0], copy], b, ["full"])
     assert len(twice["warnings"]) == 1 and "good/seed0 twice" in twice["warnings"][0]
+    assert compare_runs(a, b, ["Full"])["protocols"].keys() == {"full"}  # spelled as train accepts it
     with pytest.raises(ValueError, match="group A names the same run folder twice"):
         compare_runs([a[0], a[1], a[0]], b, ["full"])
 

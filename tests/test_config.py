@@ -82,3 +82,28 @@ def test_a_stored_config_with_a_moved_key_still_loads(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(old))
     with pytest.raises(ValueError, match="model.not_a_setting"):
         read_run_config(tmp_path)
+
+
+def test_assigning_id_only_turns_the_content_inputs_off():
+    cfg = RunConfig()
+    cfg.model.id_only = True  # validate_assignment reruns the model validator
+    assert (cfg.model.use_text, cfg.model.use_image, cfg.model.use_tags) == (False, False, False)
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ("model.name=sasrecc", "did you mean 'sasrec'"),
+        ("train.grad_clip=-1", "grad_clip"),
+        ("train.seed=-1", "seed"),
+        ("train.seed=4294967296", "seed"),
+        ("train.lr=.inf", "lr"),
+        ("train.threads=0", "threads"),
+        ("train.epochs=0", "epochs"),
+        ("eval.candidate_seed=-2", "candidate_seed"),
+    ],
+)
+def test_values_that_would_fail_late_or_train_wrongly_are_refused_up_front(override, field):
+    with pytest.raises(ValidationError, match=field):
+        load_config(None, [override])
+    assert load_config(None, ["train.grad_clip=null"]).train.grad_clip is None  # off

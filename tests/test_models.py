@@ -50,3 +50,96 @@ def test_pop_counts_training_items_only(demo_ds):
     split = leave_one_out(demo_ds)
     model.fit_static(split.train)
     assert model.counts.sum().item() == len(split.train.values)
+
+
+def test_register_model_and_constructor_arguments(demo_ds, monkeypatch):
+    """A model of one's own: registered (or an entry point), built with the arguments it takes."""
+    from temarec import models
+    from temarec.config import RunConfig
+    from temarec.models import register_model
+    from temarec.models.sasrec import SASRec
+
+    monkeypatch.setattr(models, "MODELS", dict(MODELS))
+
+    class MySAS(SASRec):
+        name = "mysas"
+
+    register_model(MySAS)
+    cfg = RunConfig.model_validate({"model": {"name": "mysas", "hidden": 16, "layers": 1}})
+    m = build_model(demo_ds.info(), cfg.model, max_len=80)
+    assert isinstance(m, MySAS) and m.encoder.pos.num_embeddings == 80  # a subclass gets max_len too
+    with pytest.raises(ValueError, match="already registered"):
+        register_model(type("Other", (SASRec,), {"name": "mysas"}))
+    with pytest.raises(ValueError, match="class attribute `name`"):
+        register_model(type("NoName", (SASRec,), {"name": "base"}))
+    with pytest.raises(TypeError, match="RecModel subclass"):
+        register_model(object)
+    with pytest.raises(TypeError, match="ModelConfig"):
+        build_model(demo_ds.info(), "sasrec")
+
+
+def test_models_from_entry_points_are_found(monkeypatch):
+    """Installed packages add models for the command line and the bench's subprocesses too."""
+    import importlib.metadata as md
+
+    from temarec import models
+    from temarec.models.gru4rec import GRU4Rec
+
+    class Plugged(GRU4Rec):
+        name = "plugged"
+
+    ep = md.EntryPoint("plugged", "x:Plugged", models.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(md.EntryPoint, "load", lambda self: Plugged)
+    monkeypatch.setattr(
+        md, "entry_points", lambda group=None: [ep] if group == models.ENTRY_POINT_GROUP else []
+    )
+    monkeypatch.setattr(models, "MODELS", dict(MODELS))
+    monkeypatch.setattr(models, "_plugins_loaded", False)
+    assert models.known_model("plugged") == "plugged" and models.needs_features("plugged") is False
+
+
+def test_a_model_of_ones_own_trains_and_evaluates_through_run(demo_ds, tmp_path, monkeypatch):
+    """The README's recipe: a RecModel subclass, registered, run by `run` like a built-in model."""
+    from torch import nn
+
+    from temarec import models
+    from temarec.config import RunConfig
+    from temarec.models import register_model
+    from temarec.models.base import RecModel, shift
+    from temarec.training.run import run
+
+    monkeypatch.setattr(models, "MODELS", dict(MODELS))
+
+    @register_model
+    class MeanPool(RecModel):
+        name = "meanpool"
+
+        def __init__(self, info, cfg, max_len=50):
+            super().__init__(info, cfg)
+            self.emb = nn.Embedding(info.n_items + 1, cfg.hidden, padding_idx=0)
+
+        def _user(self, seq):
+            mask = (seq > 0).float().unsqueeze(-1)
+            return (self.emb(seq) * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+        def score_all(self, seq, domain):
+            return self._user(seq) @ self.emb.weight[self.info.domain_slice(domain)].T
+
+        def loss(self, window):
+            inputs, targets = shift(window)
+            last = targets[:, -1]
+            logits = self._user(inputs) @ self.emb.weight.T
+            return nn.functional.cross_entropy(logits[last > 0], last[last > 0])
+
+    cfg = RunConfig.model_validate(
+        {
+            "data": {"max_len": 20},
+            "model": {"name": "meanpool", "hidden": 16},
+            "train": {"epochs": 2, "threads": 1},
+            "eval": {"protocols": ["full", "uni20"]},
+        }
+    )
+    doc = run(cfg, tmp_path / "mp", progress=False, dataset=demo_ds)
+    assert doc["model"] == "meanpool" and doc["training"]["epochs"] == 2
+    assert 0 < doc["test"]["all"]["NDCG@10"] <= doc["test"]["all"]["HR@10"] <= 1
+    assert (tmp_path / "mp" / "metrics-uni20.json").is_file()

@@ -254,3 +254,17 @@ def test_prompt_file_errors_are_one_line(tmp_path):
         assert res.exit_code == 2, (name, res.output)
         assert message in res.output and "Traceback" not in res.output, (name, res.output)
         assert res.output.count(name) == 1, res.output  # the path once, not "x.yaml: x.yaml: ..."
+
+
+def test_tag_options_are_checked_before_any_work(tmp_path, monkeypatch):
+    """A missing keyphrase encoder is an error line, not a traceback; a batch size below 1 is refused
+    (range(0, n, -1) tagged nothing and said so with exit code 0)."""
+    monkeypatch.setenv("TEMAREC_ARTIFACTS", str(tmp_path / "art"))
+    res = runner.invoke(
+        app, ["tag", "--dataset", "demo", "--backend", "keyphrase", "--model", str(tmp_path / "no")]
+    )
+    assert res.exit_code == 2 and "error: text encoder" in res.output and "Traceback" not in res.output
+    for opt in ("--batch-size", "--max-tokens"):
+        res = runner.invoke(app, ["tag", "--dataset", "demo", "--backend", "keyphrase", opt, "0"])
+        assert res.exit_code == 2 and "greater than or equal to 1" in res.output
+    assert not (tmp_path / "art" / "tags").exists()

@@ -69,17 +69,17 @@ class TinyServer:
                 try:
                     status, headers, payload, delay = outer.behave(n, self.path, body)
                     time.sleep(delay)
-                    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-                    self.send_response(status)
-                    for k, v in headers.items():
-                        self.send_header(k, v)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    with contextlib.suppress(OSError):
-                        self.wfile.write(data)
-                finally:
-                    with outer.lock:
+                finally:  # before the reply: once the client has it, it may send the next request
+                    with outer.lock:  # sooner than this thread gets back to count this one done
                         outer.in_flight -= 1
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                with contextlib.suppress(OSError):
+                    self.wfile.write(data)
 
             def do_GET(self):
                 self._reply(None)

@@ -232,3 +232,34 @@ def test_atomic_write_gives_the_mode_of_a_plain_open(tmp_path):
     atomic_write(tmp_path / "atomic.txt", lambda tmp: Path(tmp).write_text("y"))
     assert (tmp_path / "atomic.txt").stat().st_mode == plain.stat().st_mode
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"] == []
+
+
+def test_a_trainer_used_directly_does_not_resume_another_training(tmp_path, demo_ds):
+    """Without a config fingerprint it makes one: another seed or lr in the same folder trains anew."""
+    from temarec.data.splits import leave_one_out
+    from temarec.models import build_model
+    from temarec.training.run import build_evaluators
+    from temarec.training.trainer import ResumeError, Trainer
+
+    split = leave_one_out(demo_ds)
+
+    def fit(lr):
+        cfg = _cfg(epochs=1, lr=lr)
+        torch.manual_seed(0)
+        m = build_model(demo_ds.info(), cfg.model, 20)
+        ev = build_evaluators(demo_ds, split, cfg, "valid")["full"]
+        return Trainer(m, split.train, ev.evaluate, cfg.train, tmp_path, 20, progress=False).fit()
+
+    assert fit(1e-3)["resumed_after_epoch"] == 0
+    with pytest.raises(ResumeError, match="another configuration"):
+        fit(1e-2)
+    assert fit(1e-3)["resumed_after_epoch"] == 1  # the same training resumes
+
+
+def test_a_loss_that_is_not_a_scalar_is_a_clear_error(tmp_path, demo_ds, monkeypatch):
+    from temarec.models.sasrec import SASRec
+
+    real = SASRec.loss
+    monkeypatch.setattr(SASRec, "loss", lambda self, batch: real(self, batch).expand(3))
+    with pytest.raises(TypeError, match=r"SASRec.loss must return a scalar tensor .*shape \(3,\)"):
+        run(_cfg(epochs=1), tmp_path, progress=False, dataset=demo_ds)

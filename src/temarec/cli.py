@@ -630,9 +630,11 @@ def tag(
     ] = None,
     threads: Annotated[int | None, typer.Option(help="llamacpp/keyphrase: CPU threads")] = None,
     prompts: Annotated[Path | None, typer.Option(help="YAML prompt set (default: built-in v1)")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="LLM answer length limit")] = None,
+    max_tokens: Annotated[int | None, typer.Option(min=1, help="LLM answer length limit")] = None,
     timeout: Annotated[float | None, typer.Option(help="openai: seconds per request")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="items per backend call and cache commit")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="items per backend call and cache commit")
+    ] = None,
     retry_failed: Annotated[
         bool, typer.Option(help="ask again for items whose stored answer failed")
     ] = False,
@@ -729,9 +731,12 @@ def tag(
     else:
         opts = {}
         if model:
-            from temarec.features.text_encoder import load_text_encoder
+            from temarec.features.text_encoder import TextEncoderError, load_text_encoder
 
-            opts["encoder"] = load_text_encoder(model)
+            try:
+                opts["encoder"] = load_text_encoder(model)
+            except TextEncoderError as e:
+                _fail(str(e))
         default_source = "keyphrase"
     if threads and backend != "llamacpp":
         import torch

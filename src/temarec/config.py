@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 def brief(e: Exception, prefix: str = "") -> str:
@@ -54,6 +54,10 @@ def yaml_error(path: str | Path, e: yaml.YAMLError) -> str:
     mark = getattr(e, "problem_mark", None)
     where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
     return f"{where}: not valid YAML: {getattr(e, 'problem', None) or e}"
+
+
+#: numpy's and torch's seeds are unsigned 32-bit
+SEED_MAX = 2**32 - 1
 
 
 class _Strict(BaseModel):
@@ -141,23 +145,35 @@ class ModelConfig(_Strict):
         2, ge=0, description="c2dsr: propagation layers over the item graphs (0: plain ID embeddings)"
     )
 
-    def model_post_init(self, _context) -> None:
+    @model_validator(mode="after")
+    def _id_only_turns_content_off(self) -> ModelConfig:
+        """Also after an assignment (`cfg.model.id_only = True`): validate_assignment reruns it."""
         if self.id_only:
             object.__setattr__(self, "use_text", False)
             object.__setattr__(self, "use_image", False)
             object.__setattr__(self, "use_tags", False)
+        return self
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        from temarec.models import known_model  # here: the models import torch
+
+        return known_model(v)
 
 
 class TrainConfig(_Strict):
-    seed: int = 0
-    epochs: int = Field(200, ge=0)
+    seed: int = Field(0, ge=0, le=SEED_MAX)
+    epochs: int = Field(200, ge=1)
     batch_size: int = Field(256, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    grad_clip: float | None = 5.0
+    lr: float = Field(1e-3, gt=0, allow_inf_nan=False)
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
+    grad_clip: float | None = Field(
+        5.0, gt=0, allow_inf_nan=False, description="gradient norm limit; None: off"
+    )
     patience: int = Field(10, ge=1, description="epochs without validation gain before stopping")
     select_metric: str = "NDCG@10"
-    threads: int | None = None
+    threads: int | None = Field(None, ge=1)
     resume: bool = True
     release_memory_every: int = Field(
         100, ge=0, description="steps between handing freed heap memory back to the OS (0: never)"
@@ -175,7 +191,7 @@ class TrainConfig(_Strict):
 
 class EvalConfig(_Strict):
     protocols: list[str] = ["full"]  # the first one selects the checkpoint on validation
-    candidate_seed: int = 2025
+    candidate_seed: int = Field(2025, ge=0, le=SEED_MAX)
     exclude_history: bool = True
     ties: Literal["pessimistic", "half"] = "pessimistic"
     batch_size: int = Field(512, ge=1)

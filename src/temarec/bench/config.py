@@ -207,15 +207,17 @@ class BenchConfig(_Strict):
             if var.seeds is not None:
                 self._seeds(var.seeds)
             self._chain(name)  # cycles
-        from temarec.models import MODELS
+        from temarec.models import MODELS, known_model
 
         for name in self.variants:
             model = self.variant_model(name)
-            if model not in MODELS:  # a typo would otherwise leave a hole in the grid
+            try:
+                known_model(model)  # built in, registered or an installed entry point
+            except ValueError:  # a typo would otherwise leave a hole in the grid
                 raise ValueError(
                     f"variants.{name}: unknown model {model!r}"
                     + (_suggest(model, MODELS) or f" (models: {', '.join(sorted(MODELS))})")
-                )
+                ) from None
         for full, abl in self.ablation_of.items():
             for v in [full, *abl]:
                 if v not in self.variants:

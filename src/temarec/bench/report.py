@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 
 from temarec.bench.config import BenchConfig
 from temarec.bench.runner import BENCH_FILE, CellStatus
+from temarec.data.splits import VALIDATION_RULE
 from temarec.evaluation.significance import ALPHA, format_p, significant
 
 METRICS = ("HR@10", "NDCG@10", "MRR")
@@ -233,6 +235,7 @@ def run_rows(runs: dict[str, list[Run]], first: str) -> list[dict]:
                     "measured_by": "bench" if measured else "run",
                     "resumed": bool(b.get("resumed")) if measured else None,
                     "code": _commit(doc.get("code")),
+                    "validation_rule": doc.get("validation_rule", 1),
                     "test": {p: d["test"] for p, d in r.docs.items()},
                     "valid": {p: d["valid"] for p, d in r.docs.items()},
                 }
@@ -472,6 +475,19 @@ def _breakdown_md(table: dict, variants: list[str]) -> list[str]:
     return lines
 
 
+def _rule_note(rules: dict) -> list[str]:
+    """A protocol line when runs were selected under an older validation rule (`splits.VALIDATION_RULE`)."""
+    old = sum(n for r, n in rules.items() if int(r) < VALIDATION_RULE)
+    if not old:
+        return []
+    return [
+        f"- {old} of {sum(rules.values())} runs were selected under validation rule 1, before "
+        "session 19: a validation ranking also hid the user's test item when it was of the target's "
+        "domain (and sampled validation negatives reused the test draw's random stream). Test ranking "
+        "is the same under both rules; only which epoch was selected can differ (results/README.md)."
+    ]
+
+
 def markdown(doc: dict, cfg: BenchConfig) -> str:
     key, label = doc["dataset"], doc["bench"]
     L = [
@@ -490,6 +506,7 @@ def markdown(doc: dict, cfg: BenchConfig) -> str:
     L += [
         f"- Split: {meta['split']}. Checkpoint selection: {meta['selected_on']}; test is never used "
         "to select.",
+        *_rule_note(meta.get("validation_rules") or {}),
         f"- Ties with the target count {'against it' if meta['ties'] == 'pessimistic' else 'half'} "
         f"(`eval.ties={meta['ties']}`). Metrics are test means over the seeds listed, ± the standard "
         "deviation over seeds (none with one seed).",
@@ -635,6 +652,9 @@ def build_document(cfg: BenchConfig, dataset_key: str, statuses: list[CellStatus
             "ties": first_doc.get("ties"),
             "candidate_seed": first_doc.get("candidate_seed"),
             "exclude_history": first_doc.get("exclude_history"),
+            "validation_rules": dict(
+                Counter(r.docs[protocols[0]].get("validation_rule", 1) for rs in runs.values() for r in rs)
+            ),
         },
         "cells": {
             "total": len(statuses),

@@ -64,7 +64,9 @@ def leave_one_out(ds: CDDataset) -> Split:
         history=full.truncate(full.lengths - 2),
         target=valid_target,
         target_domain=item_domain[valid_target],
-        exclude=full,
+        # what the user had done by then: not the test item, or selection would see it (it used to:
+        # a validation ranking hid the test item when it was of the target's domain)
+        exclude=full.truncate(full.lengths - 1),
     )
     test = EvalSet(
         users=ev,
@@ -77,6 +79,12 @@ def leave_one_out(ds: CDDataset) -> Split:
 
 
 SPLITS = ("auto", "loo", "published")
+
+#: How validation instances are ranked; recorded in every metrics file. 2 (session 19): a validation
+#: ranking excludes only what the user did before its target, and its sampled negatives have their own
+#: random stream. Rule 1 (runs without the field) also excluded the user's test item when it was of the
+#: target's domain, so selection saw one bit of test data per such user.
+VALIDATION_RULE = 2
 
 
 def get_split(ds: CDDataset, name: str = "auto") -> Split:

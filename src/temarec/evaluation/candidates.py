@@ -6,8 +6,6 @@ over the target domain, excluding the positive and (by default) every item the u
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +34,14 @@ def sample_negatives(
     seed: int,
     exclude_history: bool = True,
     chunk: int = 512,
+    stream: int = 0,
 ) -> np.ndarray:
-    """[n, n_neg] global ids. Random keys per (instance, item), excluded items pushed out, smallest kept."""
-    rng = np.random.default_rng(seed)
+    """[n, n_neg] global ids. Random keys per (instance, item), excluded items pushed out, smallest kept.
+
+    `stream` picks an independent random stream of the same seed: validation draws from stream 1, so
+    that its negatives are not the test draw's again (stream 0, `default_rng(seed)`, as it always was).
+    """
+    rng = np.random.default_rng(seed if stream == 0 else [seed, stream])
     out = np.zeros((len(es), n_neg), dtype=np.int64)
     for d in (0, 1):
         idx = np.flatnonzero(es.target_domain == d)
@@ -60,23 +63,38 @@ def sample_negatives(
     return out
 
 
+#: how each part's draw is made, in its file name: validation's second rule (session 19) excludes only
+#: what came before its target (the first also excluded the test item) and has its own random stream
+PART_DRAW = {"valid": ("valid-v2", 1), "test": ("test", 0)}
+
+
 def candidates_path(root: Path, dataset_key: str, split: str, part: str, n_neg: int, seed: int, hist: bool):
     tag = "hist" if hist else "nohist"
-    return root / "candidates" / dataset_key / f"{split}-{part}-uni{n_neg}-seed{seed}-{tag}.npy"
+    label = PART_DRAW[part][0]
+    return root / "candidates" / dataset_key / f"{split}-{label}-uni{n_neg}-seed{seed}-{tag}.npy"
 
 
 def load_or_sample(
-    path: Path, es: EvalSet, info: DatasetInfo, n_neg: int, seed: int, exclude_history: bool
+    path: Path,
+    es: EvalSet,
+    info: DatasetInfo,
+    n_neg: int,
+    seed: int,
+    exclude_history: bool,
+    part: str = "test",
 ) -> np.ndarray:
-    """The stored candidate set at `path`, or a fresh one written there atomically."""
+    """The stored candidate set at `path`, or a fresh one (from `part`'s stream) written atomically."""
+    from temarec.training.trainer import atomic_write  # the trainer imports the evaluator, which needs this
+
     if path.is_file():
         cands = np.load(path, allow_pickle=False)
         if cands.shape == (len(es), n_neg):
             return cands
-    cands = sample_negatives(es, info, n_neg, seed, exclude_history)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        np.save(fh, cands, allow_pickle=False)
-    os.replace(tmp, path)
+    cands = sample_negatives(es, info, n_neg, seed, exclude_history, stream=PART_DRAW[part][1])
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, cands, allow_pickle=False)
+
+    atomic_write(path, write)
     return cands

@@ -111,6 +111,9 @@ def compare_runs(
     Returns `{"a": [...], "b": [...], "alpha", "protocols": {protocol: {domain: {metric: test}}}}`; each
     test holds the two means, the difference, the t-test and Wilcoxon p-values and `verdict`.
     """
+    from temarec.evaluation.protocol import parse_protocol
+
+    protocols = list(dict.fromkeys(parse_protocol(p).name for p in protocols))  # 'Full' is full
     if not a or not b:
         raise ValueError("each group needs at least one run folder")
     if len({Path(p).resolve() for p in a} & {Path(p).resolve() for p in b}):

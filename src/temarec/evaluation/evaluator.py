@@ -28,6 +28,18 @@ class EvalResult:
         return float(np.mean([self.metrics[d][metric] for d in doms]))
 
 
+def check_scores(model, method: str, scores: torch.Tensor, want: tuple[int, int]) -> None:
+    """A model's scores must have the shape asked for: `score_all` one column per item of the domain
+    (not of the catalogue), `score_candidates` one per candidate. Anything else would rank the wrong
+    items without an error."""
+    if tuple(scores.shape) != want:
+        what = "[batch, items of the domain]" if method == "score_all" else "[batch, candidates]"
+        raise ValueError(
+            f"{type(model).__name__}.{method} returned scores of shape {tuple(scores.shape)}; "
+            f"expected {what} = {list(want)}"
+        )
+
+
 class Evaluator:
     """Ranks every instance's positive against the protocol's negatives in the target domain."""
 
@@ -42,6 +54,12 @@ class Evaluator:
         ties: str = "pessimistic",
         exclude_history: bool = True,
     ):
+        if isinstance(protocol, str):
+            from temarec.evaluation.protocol import parse_protocol
+
+            protocol = parse_protocol(protocol)
+        if ties not in ("pessimistic", "half"):
+            raise ValueError(f"ties must be 'pessimistic' or 'half', got {ties!r}")
         if not protocol.is_full and (
             candidates is None or candidates.shape != (len(eval_set), protocol.n_neg)
         ):
@@ -68,6 +86,7 @@ class Evaluator:
                 target = torch.from_numpy(self.es.target[rows])
                 if self.protocol.is_full:
                     scores = model.score_all(seq, d).float()
+                    check_scores(model, "score_all", scores, (len(rows), int(info.domain_size[d])))
                     local = target - info.domain_offset[d]
                     pos = scores.gather(1, local[:, None]).squeeze(1)
                     valid = torch.ones_like(scores, dtype=torch.bool)
@@ -77,6 +96,7 @@ class Evaluator:
                 else:
                     cands = torch.cat([target[:, None], torch.from_numpy(self.candidates[rows])], dim=1)
                     scores = model.score_candidates(seq, d, cands).float()
+                    check_scores(model, "score_candidates", scores, tuple(cands.shape))
                     rk = rank_of_positive(scores[:, 0], scores[:, 1:], None, self.ties)
                 ranks[rows] = rk.numpy()
         model.train(was_training)

@@ -12,6 +12,7 @@ import torch
 
 from temarec.data.dataset import CDDataset
 from temarec.data.ragged import Ragged
+from temarec.evaluation.evaluator import check_scores
 from temarec.models.base import RecModel
 from temarec.serving.explain import LinkTable, link_table
 
@@ -32,6 +33,7 @@ def rank_histories(
     r, v = hist.row_ids(), hist.values
     out = []
     for domain, scores in zip(domains, model.score_all_domains(seq, list(domains)), strict=True):
+        check_scores(model, "score_all", scores, (len(hist), int(info.domain_size[domain])))
         scores = scores.float().clone()
         keep = info.item_domain[v] == domain
         local = v[keep] - info.domain_offset[domain]

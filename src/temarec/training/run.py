@@ -16,7 +16,7 @@ import torch
 from temarec import __version__
 from temarec.config import RunConfig, config_differences
 from temarec.data.registry import load_dataset
-from temarec.data.splits import get_split
+from temarec.data.splits import VALIDATION_RULE, get_split
 from temarec.evaluation.candidates import candidates_path, load_or_sample
 from temarec.evaluation.evaluator import Evaluator
 from temarec.evaluation.protocol import parse_protocol
@@ -86,7 +86,9 @@ def build_evaluators(ds, split, cfg: RunConfig, part: str) -> dict[str, Evaluato
                 cfg.eval.candidate_seed,
                 cfg.eval.exclude_history,
             )
-            cands = load_or_sample(path, es, info, p.n_neg, cfg.eval.candidate_seed, cfg.eval.exclude_history)
+            cands = load_or_sample(
+                path, es, info, p.n_neg, cfg.eval.candidate_seed, cfg.eval.exclude_history, part
+            )
         out[p.name] = Evaluator(
             info,
             es,
@@ -286,6 +288,7 @@ def evaluate_and_record(
             "split": split.name,
             "protocol": p,
             "selected_on": f"valid {select} mean over domains of {cfg.train.select_metric}",
+            "validation_rule": VALIDATION_RULE,
             "seed": cfg.train.seed,
             # full ranking draws nothing: it keeps the run's seed, so it pairs with the run's own files
             "candidate_seed": cfg.eval.candidate_seed
@@ -313,7 +316,7 @@ def evaluate_and_record(
 
 def evaluate_run(
     path: str | Path,
-    protocols: list[str],
+    protocols: list[str] | str,
     candidate_seed: int | None = None,
     dataset=None,
     overwrite: bool = False,
@@ -330,6 +333,8 @@ def evaluate_run(
 
     path = Path(path)
     t_start = time.perf_counter()
+    if isinstance(protocols, str):  # one name, not its letters
+        protocols = [protocols]
     names = [parse_protocol(p).name for p in protocols]  # a bad name fails before anything is loaded
     if not names:
         raise ValueError("no protocol to evaluate: give at least one (full, uni999, uniN)")

@@ -8,6 +8,7 @@ so a crash never leaves a half-written checkpoint.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -71,8 +72,24 @@ def load_weights(model: RecModel, path: Path) -> None:
     model.load_state_dict(load_file(str(path)))
 
 
+def _fingerprint(cfg: TrainConfig, model: RecModel, train: Ragged, max_len: int) -> str:
+    h = hashlib.sha256()
+    for part in (cfg.model_dump_json(exclude={"threads", "resume"}), type(model).__qualname__, repr(model)):
+        h.update(part.encode())
+    h.update(f"{max_len}".encode())
+    h.update(np.ascontiguousarray(train.lengths).tobytes())
+    h.update(np.ascontiguousarray(train.values).tobytes())
+    return "auto-" + h.hexdigest()[:16]
+
+
 class Trainer:
-    """Trains `model` on `train` sequences; `validate(model)` returns an `EvalResult` used for selection."""
+    """Trains `model` on `train` sequences; `validate(model)` returns an `EvalResult` used for selection.
+
+    `cfg.seed` orders the batches; weight initialisation and dropout draw from torch's global generator,
+    so seed that too (`torch.manual_seed`, before building the model) for a repeatable run, as `run` does.
+    A checkpoint in `out_dir` is resumed only by the same training (`config_fingerprint`, or one made
+    from `cfg`, the model and the data).
+    """
 
     def __init__(
         self,
@@ -89,7 +106,9 @@ class Trainer:
         self.model, self.validate, self.cfg = model, validate, cfg
         self.out_dir = Path(out_dir)
         self.max_len = max_len
-        self.fingerprint = config_fingerprint
+        # without one (a Trainer used directly), a checkpoint in out_dir may only be resumed by the same
+        # training: same settings, same model (its repr names every layer's size and dropout), same data
+        self.fingerprint = config_fingerprint or _fingerprint(cfg, model, train, max_len)
         self.tags_fingerprint = tags_fingerprint
         self.progress = progress
         rows = np.flatnonzero(train.lengths >= 2)  # a sequence of one item has no next-item target
@@ -184,6 +203,15 @@ class Trainer:
         for start in bar:
             batch = self.windows[order[start : start + bs]]
             loss = self.model.loss(batch)
+            if not (isinstance(loss, torch.Tensor) and loss.dim() == 0):
+                raise TypeError(
+                    f"{type(self.model).__name__}.loss must return a scalar tensor (the batch's mean), got "
+                    + (
+                        f"shape {tuple(loss.shape)}"
+                        if isinstance(loss, torch.Tensor)
+                        else type(loss).__name__
+                    )
+                )
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {self.epoch + 1}")
             self.optim.zero_grad(set_to_none=True)
