@@ -326,7 +326,7 @@ def test_unknown_model_is_a_config_error(tmp_path):
     """A typo in a model name is refused on load, not skipped with exit status 0."""
     with pytest.raises(ValueError, match=r"unknown model 'sasrecc' \(did you mean 'sasrec'\?\)"):
         _cells(tmp_path, variants={"sasrecc": {"baseline": True}})
-    with pytest.raises(ValueError, match=r"unknown model 'nope' \(models: c2dsr, gru4rec"):
+    with pytest.raises(ValueError, match=r"variants.x: unknown model 'nope'; choose one of c2dsr, gru4rec"):
         _cells(tmp_path, variants={"x": {"model": "nope", "baseline": True}})
 
 

@@ -110,12 +110,15 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path, demo_ds, monkeyp
     resumed = run(cfg, tmp_path / "crash", progress=False, dataset=demo_ds)
     assert resumed["training"]["epochs"] == 4
     assert resumed["valid"] == full["valid"] and resumed["test"] == full["test"]
-    # the time of the epochs before the crash is still counted
+    # the time of the epochs before the crash is still counted (epochs.jsonl keeps every epoch's, which
+    # the bench report sums)
+    from temarec.bench.report import _epochs_seconds
+
     assert full["training"]["resumed_after_epoch"] == 0 and resumed["training"]["resumed_after_epoch"] == 2
     epochs = [json.loads(line) for line in (tmp_path / "crash" / "epochs.jsonl").read_text().splitlines()]
-    assert len(epochs) == 4
-    assert resumed["training"]["train_valid_seconds_all_epochs"] == pytest.approx(
-        sum(r["train_seconds"] + r["valid_seconds"] for r in epochs), abs=0.02
+    assert [r["epoch"] for r in epochs] == [1, 2, 3, 4] and all(r["train_seconds"] > 0 for r in epochs)
+    assert _epochs_seconds(tmp_path / "crash") == pytest.approx(
+        sum(r["train_seconds"] + r["valid_seconds"] for r in epochs), abs=0.1
     )
     from safetensors.torch import load_file
 

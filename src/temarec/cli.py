@@ -400,7 +400,7 @@ def compare(
 ) -> None:
     """Paired per-user tests between two groups of finished runs (e.g. the seeds of two settings)."""
     from temarec.evaluation.compare import METRICS, compare_runs, markdown
-    from temarec.training.trainer import atomic_write
+    from temarec.files import atomic_write
 
     try:
         result = compare_runs(

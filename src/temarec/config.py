@@ -9,6 +9,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
+def did_you_mean(word: str, choices) -> str:  # noqa: ANN001 - any iterable of names
+    """` (did you mean 'x'?)` for the closest of `choices`, or '' when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def brief(e: Exception, prefix: str = "") -> str:
     """An error as one line for the command line; pydantic's as `field 'a.b': message`, without its
     echo of the whole input and its documentation link."""

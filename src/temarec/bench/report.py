@@ -25,6 +25,7 @@ from temarec.bench.config import BenchConfig
 from temarec.bench.runner import BENCH_FILE, CellStatus
 from temarec.data.splits import VALIDATION_RULE
 from temarec.evaluation.significance import ALPHA, format_p, significant
+from temarec.files import atomic_write
 
 METRICS = ("HR@10", "NDCG@10", "MRR")
 UP, DOWN = "▲", "▼"
@@ -690,9 +691,7 @@ def _finite(x: Any) -> Any:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def write_report(

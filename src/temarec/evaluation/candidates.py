@@ -12,6 +12,7 @@ import numpy as np
 
 from temarec.data.dataset import DatasetInfo
 from temarec.data.splits import EvalSet
+from temarec.files import atomic_write
 
 
 def domain_exclusion(es: EvalSet, rows: np.ndarray, info: DatasetInfo, d: int, history: bool):
@@ -84,8 +85,6 @@ def load_or_sample(
     part: str = "test",
 ) -> np.ndarray:
     """The stored candidate set at `path`, or a fresh one (from `part`'s stream) written atomically."""
-    from temarec.training.trainer import atomic_write  # the trainer imports the evaluator, which needs this
-
     if path.is_file():
         cands = np.load(path, allow_pickle=False)
         if cands.shape == (len(es), n_neg):

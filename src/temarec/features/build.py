@@ -122,7 +122,7 @@ class VectorStore:
         """Add one chunk (no-op for none)."""
         if not len(keys):
             return
-        from temarec.training.trainer import atomic_write
+        from temarec.files import atomic_write
 
         if len(keys) != len(vectors) or vectors.ndim != 2:
             raise ValueError("put(): one vector row per key expected")

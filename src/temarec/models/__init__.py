@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-from temarec.config import ModelConfig
+from temarec.config import ModelConfig, did_you_mean
 from temarec.data.dataset import DatasetInfo
 from temarec.models.base import RecModel
 from temarec.models.c2dsr import C2DSR
@@ -53,11 +53,9 @@ def known_model(name: str) -> str:
     """`name` if a model of that name exists (built in, registered, or an entry point), else ValueError."""
     _load_plugins()
     if name not in MODELS:
-        import difflib
-
-        close = difflib.get_close_matches(name, MODELS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown model {name!r}{hint}; choose one of {', '.join(sorted(MODELS))}")
+        raise ValueError(
+            f"unknown model {name!r}{did_you_mean(name, MODELS)}; choose one of {', '.join(sorted(MODELS))}"
+        )
     return name
 
 

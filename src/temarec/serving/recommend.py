@@ -238,7 +238,7 @@ def export_recommendations(
 
     from tqdm.auto import tqdm
 
-    from temarec.training.trainer import atomic_write
+    from temarec.files import atomic_write
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")

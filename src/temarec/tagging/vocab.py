@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
+from temarec.files import atomic_write
 from temarec.tagging.normalize import normalize_tag
 
 FORMAT = "temarec-tag-vocab"
@@ -214,10 +214,10 @@ class TagVocab:
         """Write `arrays.npz` then `vocab.json` into `folder`, each via a temporary file and a rename."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        arrays_path = folder / ARRAYS_FILE
-        tmp = folder / f".{ARRAYS_FILE}.{os.getpid()}.tmp"
-        try:
-            with tmp.open("wb") as fh:
+        digest = {}
+
+        def write_arrays(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
                 np.savez(
                     fh,
                     counts=self.counts,
@@ -226,10 +226,9 @@ class TagVocab:
                     weights=self.weights,
                     item_domain=self.item_domain,
                 )
-            digest = _sha256(tmp)
-            os.replace(tmp, arrays_path)
-        finally:
-            tmp.unlink(missing_ok=True)
+            digest["sha256"] = _sha256(Path(tmp))
+
+        atomic_write(folder / ARRAYS_FILE, write_arrays)
         doc = {
             "format": FORMAT,
             "version": VERSION,
@@ -238,16 +237,11 @@ class TagVocab:
             "nnz": int(len(self.tag_ids)),
             "tags": self.tags,
             "merge_map": dict(sorted(self.merge_map.items())),
-            "arrays_sha256": digest,
+            "arrays_sha256": digest["sha256"],
             "meta": self.meta,
         }
-        json_path = folder / JSON_FILE
-        tmp = folder / f".{JSON_FILE}.{os.getpid()}.tmp"
-        try:
-            tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-            os.replace(tmp, json_path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        text = json.dumps(doc, ensure_ascii=False, indent=1) + "\n"
+        atomic_write(folder / JSON_FILE, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
         return folder
 
     @classmethod

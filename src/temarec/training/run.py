@@ -20,9 +20,10 @@ from temarec.data.splits import VALIDATION_RULE, get_split
 from temarec.evaluation.candidates import candidates_path, load_or_sample
 from temarec.evaluation.evaluator import Evaluator
 from temarec.evaluation.protocol import parse_protocol
+from temarec.files import atomic_write
 from temarec.models import build_model, needs_features
 from temarec.settings import artifacts_root, slug
-from temarec.training.trainer import BEST, CHECKPOINT, Trainer, atomic_write
+from temarec.training.trainer import BEST, CHECKPOINT, Trainer
 
 
 def machine_info() -> dict:

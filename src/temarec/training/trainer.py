@@ -11,8 +11,6 @@ import csv
 import hashlib
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,9 +20,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from temarec.config import TrainConfig
+from temarec.config import IGNORED_KEYS, TrainConfig
 from temarec.data.ragged import Ragged
 from temarec.evaluation.evaluator import EvalResult
+from temarec.files import atomic_write
 from temarec.models.base import RecModel
 from temarec.training.memory import release_freed_memory
 
@@ -38,31 +37,6 @@ class ResumeError(RuntimeError):
 BEST = "best.safetensors"
 
 
-def _umask() -> int:
-    mask = os.umask(0)  # the only way to read it is to set it; put back at once
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call `write(tmp_path)` then rename over `path`.
-
-    The file gets the mode a plain `open` would give it (mkstemp's is 0600, so that exports and run
-    files were readable by their owner only).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def save_weights(model: RecModel, path: Path) -> None:
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     atomic_write(path, lambda tmp: save_file(state, tmp))
@@ -74,7 +48,8 @@ def load_weights(model: RecModel, path: Path) -> None:
 
 def _fingerprint(cfg: TrainConfig, model: RecModel, train: Ragged, max_len: int) -> str:
     h = hashlib.sha256()
-    for part in (cfg.model_dump_json(exclude={"threads", "resume"}), type(model).__qualname__, repr(model)):
+    untouched = {k.removeprefix("train.") for k in IGNORED_KEYS if k.startswith("train.")}
+    for part in (cfg.model_dump_json(exclude=untouched), type(model).__qualname__, repr(model)):
         h.update(part.encode())
     h.update(f"{max_len}".encode())
     h.update(np.ascontiguousarray(train.lengths).tobytes())
@@ -272,9 +247,6 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "best_valid_score": self.best_score,
             "seconds_per_epoch": float(np.mean(epoch_secs)) if epoch_secs else 0.0,
-            # a resumed run's wall_seconds counts only the last invocation; these count every epoch
+            # a resumed run's wall_seconds counts only its last process; epochs.jsonl has every epoch's time
             "resumed_after_epoch": resumed_after,
-            "train_valid_seconds_all_epochs": round(
-                sum(r["train_seconds"] + r["valid_seconds"] for r in self.history), 2
-            ),
         }
