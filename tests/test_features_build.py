@@ -187,8 +187,8 @@ def test_tag_features_auto_named_off_and_errors(small_demo, counting):
     kp = _save_vocab(ds, "keyphrase")
     fv = _save_vocab(ds, "file-third_party", {k: v[::-1] for k, v in _demo_tags(ds).items()})
     _save_vocab(ds, "llamacpp-smollm2-135m-sample20-seed0")
-    assert tag_sources(ds.name)[0] == "file-third_party"
-    assert tag_sources(ds.name)[-1] == "keyphrase"
+    # a trial on a sample comes after every source that tagged the whole catalogue
+    assert tag_sources(ds.name) == ["file-third_party", "keyphrase", "llamacpp-smollm2-135m-sample20-seed0"]
 
     cfg = FeaturesConfig(tags="auto", max_tags=3)
     feats, rep = build_item_features(ds, cfg, progress=False, use_text=False, device="cpu")
@@ -218,6 +218,38 @@ def test_tag_features_auto_named_off_and_errors(small_demo, counting):
     other = generate_demo(seed=0, n_users=200, n_items_a=61, n_items_b=50)
     with pytest.raises(ValueError, match="another catalogue"):
         build_item_features(other, cfg, progress=False, use_text=False, device="cpu")
+
+
+def _swap_two_keys(ds):
+    """The same catalogue with items 1 and 2 listed the other way round (ids are positions)."""
+    moved = copy.copy(ds)
+    keys = ds.items["key"].to_numpy().copy()
+    keys[[0, 1]] = keys[[1, 0]]
+    moved.items = ds.items.assign(key=keys)
+    return moved
+
+
+def test_tags_follow_item_keys_not_positions(small_demo, counting):
+    """A re-sorted items.csv with the same items would give items others' tags; it is refused."""
+    from temarec.tagging.runner import TagRunResult
+    from temarec.tagging.vocab import build_vocab
+
+    ds = small_demo
+    cfg = FeaturesConfig(tags="keyphrase", max_tags=3)
+    folder = artifacts_root() / "tags" / ds.name / "keyphrase"
+    keys = ds.items["key"].to_numpy()
+    build_vocab(_demo_tags(ds), None, ds.item_domain, source="keyphrase", item_keys=keys).save(folder)
+    build_item_features(ds, cfg, progress=False, use_text=False, device="cpu")  # its own catalogue: fine
+    with pytest.raises(ValueError, match=r"other keys or in another order.*rerun `temarec tag"):
+        build_item_features(_swap_two_keys(ds), cfg, progress=False, use_text=False, device="cpu")
+
+    # a vocabulary saved before the key digest: tags.jsonl of the same run says which key each id had
+    build_vocab(_demo_tags(ds), None, ds.item_domain, source="keyphrase").save(folder)
+    res = TagRunResult(tags=_demo_tags(ds), weights={}, errors={}, backend="b", prompt="p", summary={})
+    res.to_jsonl(ds, folder / "tags.jsonl")
+    build_item_features(ds, cfg, progress=False, use_text=False, device="cpu")
+    with pytest.raises(ValueError, match=r"tags.jsonl: line 1: item 1 was '.+' when tagged, the dataset now"):
+        build_item_features(_swap_two_keys(ds), cfg, progress=False, use_text=False, device="cpu")
 
 
 # ---- CLI --------------------------------------------------------------------------------------------

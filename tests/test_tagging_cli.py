@@ -93,7 +93,7 @@ def test_tag_writes_the_vocabulary(tags_file, tmp_path):
     pytest.importorskip("temarec.tagging.vocab")
     pytest.importorskip("temarec.features.text_encoder")
     pytest.importorskip("sentence_transformers")
-    path, _ = tags_file
+    path, ds = tags_file
     out = tmp_path / "out"
     res = runner.invoke(
         app,
@@ -111,11 +111,35 @@ def test_tag_writes_the_vocabulary(tags_file, tmp_path):
         ],
     )
     assert res.exit_code == 0, res.output
-    from temarec.tagging.vocab import TagVocab
+    from temarec.tagging.vocab import TagVocab, item_keys_digest
 
     voc = TagVocab.load(out)
     assert 0 < len(voc) <= 18 and "vocabulary" in res.output
     assert json.loads((out / "summary.json").read_text())["vocab_size"] == len(voc)
+    # the vocabulary knows its catalogue's keys in id order (rows are positions)
+    assert voc.meta["item_keys_sha256"] == item_keys_digest(ds.items["key"].to_numpy())
+
+
+def test_retagging_never_leaves_the_old_vocabulary_beside_new_tags(tags_file, tmp_path):
+    pytest.importorskip("sentence_transformers")
+    from temarec.tagging.vocab import TagVocab
+
+    path, ds = tags_file
+    out = tmp_path / "out"
+    args = ["tag", "--dataset", "demo", "--backend", "file", "--output", str(out), "--quiet"]
+    assert runner.invoke(app, [*args, "--tags-file", str(path)]).exit_code == 0
+    assert len(TagVocab.load(out)) > 0
+    # every tag unusable: the vocabulary is rebuilt (empty), and the run says so
+    junk = tmp_path / "junk.json"
+    junk.write_text(json.dumps({k: ["n/a", "???"] for k in ds.items["key"].tolist()}))
+    res = runner.invoke(app, [*args, "--tags-file", str(junk), "--cache", str(tmp_path / "c2.sqlite")])
+    assert res.exit_code == 0, res.output
+    assert "vocabulary is empty" in res.output and len(TagVocab.load(out)) == 0
+    # --no-vocab: the previous vocabulary (of other tags) is removed, not left for the feature stage
+    res = runner.invoke(app, [*args, "--tags-file", str(path), "--no-vocab"])
+    assert res.exit_code == 0, res.output
+    assert not (out / "vocab.json").exists() and not (out / "arrays.npz").exists()
+    assert (out / "tags.jsonl").is_file()
 
 
 def test_default_output_goes_under_artifacts(tags_file, tmp_path, monkeypatch):

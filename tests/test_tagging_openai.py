@@ -139,21 +139,46 @@ def test_model_is_discovered_from_the_server():
 
 
 def test_timeout_server_fails_fast_and_transiently(demo_ds, tmp_path):
-    def slow(n, path, body):
-        return 200, {}, completion('{"tags": ["late"]}'), 3.0
+    def slow(n, path, body):  # answers the first request at once, then too late
+        return 200, {}, completion('{"tags": ["early", "tag"]}'), 0.0 if n == 1 else 3.0
 
     with TinyServer(slow) as srv:
         be = backend(srv.url, timeout=0.3, max_retries=1)
+        assert be.tag(REQS[:1])[0].ok
         t0 = time.perf_counter()
-        res = be.tag(REQS[:2])
+        res = be.tag(REQS[1:3])
         took = time.perf_counter() - t0
         assert [r.error for r in res] == ["timeout", "timeout"] and took < 2.5
-        assert be.requests_sent == 4  # 1 + 1 retry each
+        assert be.requests_sent == 5  # the first, then 1 + 1 retry each
         # through the runner: recorded as transient, so a later run asks again
         with TagCache(tmp_path / "c.sqlite") as cache:
             out = tag_dataset(demo_ds, be, cache, TagRunOptions(limit=2, progress=False))
             assert out.summary["failed_by_reason"] == {"timeout": 2}
+            assert out.summary["failed_example"]["timeout"].startswith("ReadTimeout")
             assert all(a.transient for _, a in cache.iter_answers())
+
+
+@pytest.mark.parametrize("down", ["refused", "timeout", "503"])
+def test_a_server_that_never_answers_stops_the_run(down, demo_ds, tmp_path):
+    """Before any success, one item's used-up retries end the run, not every item's (hours of backoff)."""
+
+    def behave(n, path, body):
+        if down == "503":
+            return 503, {}, {"error": "model is loading"}, 0.0
+        return 200, {}, completion('{"tags": ["late"]}'), 3.0
+
+    with TinyServer(behave) as srv:
+        url = srv.url
+        if down == "refused":
+            srv.__exit__()
+        be = backend(url, timeout=0.3, max_retries=1)
+        with TagCache(tmp_path / "c.sqlite") as cache, pytest.raises(BackendFatalError) as err:
+            tag_dataset(demo_ds, be, cache, TagRunOptions(limit=40, batch_size=8, progress=False))
+        msg = str(err.value)
+        assert "no request has succeeded yet" in msg and url in msg
+        assert ("--timeout 0.3" in msg) == (down == "timeout")
+        assert down != "503" or "model is loading" in msg
+        assert be.requests_sent <= 16  # one batch's first attempts and retries, not 40 items'
 
 
 def test_garbage_server():

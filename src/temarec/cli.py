@@ -672,7 +672,7 @@ def tag(
     from temarec.settings import slug, tags_root
     from temarec.tagging import BACKENDS, BackendFatalError, get_backend
     from temarec.tagging.cache import TagCache
-    from temarec.tagging.runner import TagRunOptions, parse_shard, shard_output, tag_dataset
+    from temarec.tagging.runner import TagRunOptions, parse_shard, shard_output, tag_dataset, write_tag_source
 
     if backend not in BACKENDS:
         _fail(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -801,31 +801,18 @@ def tag(
     finally:
         be.close()
     st = res.summary
-    res.to_jsonl(ds, out_dir / "tags.jsonl")
     st["dataset"] = ds.name
     st["source"] = source
     st["cache"] = str(cache_path)
     if by_workers is not None:  # the pass above only read what the workers wrote
         st["workers"] = by_workers
-    n_vocab = None
-    if vocab and shard_t[1] == 1 and res.tags:
-        from temarec.features.text_encoder import load_text_encoder
-        from temarec.tagging.vocab import build_vocab
-
-        t_voc = time.perf_counter()
-        voc = build_vocab(
-            res.tags,
-            res.weights,
-            ds.item_domain,
-            encoder=load_text_encoder(),
-            source=source,
-            domains=ds.domains,
-        )
-        voc.save(out_dir)
-        n_vocab = len(voc)
+    t_voc = time.perf_counter()
+    voc = write_tag_source(res, ds, out_dir, source, vocab=vocab and shard_t[1] == 1)
+    n_vocab = None if voc is None else len(voc)
+    if voc is not None:
         st["vocab_size"] = n_vocab
         st["vocab_seconds"] = round(time.perf_counter() - t_voc, 1)
-    elif shard_t[1] > 1:
+    if shard_t[1] > 1:
         typer.echo(
             "shard run: no vocabulary; merge the shards' caches with --merge-cache and rerun without --shard"
         )
@@ -839,7 +826,8 @@ def tag(
         f"tagged {st['tagged']:,} items ({st['tags_per_item']:.2f} tags/item), failed {st['failed']:,}"
     )
     for reason, n in st["failed_by_reason"].items():
-        typer.echo(f"  failed {reason}: {n:,}")
+        example = st["failed_example"].get(reason)
+        typer.echo(f"  failed {reason}: {n:,}" + (f" (e.g. {example!r})" if example else ""))
     if echo := _echo_note(st):
         typer.echo(echo + "; --keep-example-tags keeps them")
     if st.get("refine_pass"):
@@ -855,7 +843,24 @@ def tag(
         f"time {time.perf_counter() - t0:.1f}s ({ips})"
         + (f"; vocabulary {n_vocab:,} tags" if n_vocab else "")
     )
+    if n_vocab == 0:
+        typer.echo(
+            f"warning: the vocabulary is empty: none of the {voc.meta['n_raw_tags']:,} tags survived "
+            "(a tag needs a Latin letter after accents are folded, at most 6 words, and must be given to "
+            "at least 2 items); features will have no tags from this source",
+            err=True,
+        )
     typer.echo(f"wrote {out_dir}")
+    if st["tagged"] == 0 and st["selected"] > st["no_text"]:
+        # every item with text failed: a broken server or model, not a result (the answers are cached,
+        # and transient failures are asked again on the next run)
+        typer.secho(
+            f"error: no item got tags ({st['failed']:,} failed; reasons above), so {out_dir} has no "
+            "vocabulary",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 def _echo_note(summary: dict) -> str:

@@ -49,11 +49,9 @@ def tag_catalogue(
     **backend_options,
 ) -> tuple[str, dict]:
     """Tag every item of `ds` (cached), build and save the tag vocabulary; returns (source name, summary)."""
-    from temarec.features.text_encoder import load_text_encoder
     from temarec.tagging import get_backend
     from temarec.tagging.cache import TagCache
-    from temarec.tagging.runner import TagRunOptions, tag_dataset
-    from temarec.tagging.vocab import build_vocab
+    from temarec.tagging.runner import TagRunOptions, tag_dataset, write_tag_source
 
     source = source or (backend + ("-refined" if refine else ""))
     root = tags_root(ds.name)
@@ -67,12 +65,8 @@ def tag_catalogue(
             res = tag_dataset(ds, be, store, opts)
     finally:
         be.close()
-    res.to_jsonl(ds, out / "tags.jsonl")
-    vocab = build_vocab(
-        res.tags, res.weights, ds.item_domain, encoder=load_text_encoder(), source=source, domains=ds.domains
-    )
-    vocab.save(out)
-    summary = dict(res.summary, vocab_size=len(vocab), folder=str(out))
+    vocab = write_tag_source(res, ds, out, source)
+    summary = dict(res.summary, vocab_size=0 if vocab is None else len(vocab), folder=str(out))
     return slug(source), summary
 
 

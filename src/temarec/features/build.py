@@ -47,10 +47,10 @@ TEXT_MAX_CHARS = 2000
 #: texts per encoder call (one progress-bar step) and texts between two writes to the store (crash safety)
 ENCODE_BLOCK = 1024
 FLUSH_EVERY = 8192
-#: `tags="auto"` takes the first prefix group with a vocabulary; within a group full runs before
-#: `-sample*`/`-limit*` ones, self-refined before unrefined, then by name. Imported files and
-#: OpenAI-compatible servers come before local llama.cpp because they usually carry a much larger LLM
-#: than the packaged SmolLM2-135M; keyphrases (no LLM) are the fallback.
+#: `tags="auto"` takes a source that tagged the whole catalogue before any `-sample*`/`-limit*` trial;
+#: then the first prefix group with a vocabulary, self-refined before unrefined, then by name. Imported
+#: files and OpenAI-compatible servers come before local llama.cpp because they usually carry a much
+#: larger LLM than the packaged SmolLM2-135M; keyphrases (no LLM) are the fallback.
 TAG_SOURCE_PREFERENCE = ("openai", "file", "llamacpp", "keyphrase")
 _OFF = {"", "none", "off", "false", "no"}
 KEY_BYTES = 16
@@ -298,7 +298,7 @@ def tag_sources(dataset_name: str) -> list[str]:
             len(TAG_SOURCE_PREFERENCE),
         )
         partial = bool(re.search(r"-(sample|limit)\d", name))
-        return group, partial, "refined" not in name, name
+        return partial, group, "refined" not in name, name
 
     return sorted(names, key=rank)
 
@@ -430,17 +430,42 @@ def build_item_features(
     return feats, report
 
 
+def check_tag_catalogue(vocab, folder: Path, ds: CDDataset) -> None:
+    """Raise ValueError unless `vocab` (saved in `folder`) was built for `ds`'s items in `ds`'s order.
+
+    Its rows are item ids, i.e. catalogue positions: a re-sorted or edited items.csv with the same number
+    of items would otherwise give every item another item's tags. Vocabularies from before the key
+    digest are checked against their folder's tags.jsonl instead.
+    """
+    from temarec.tagging.runner import check_tags_jsonl_keys
+    from temarec.tagging.vocab import TagVocabError
+
+    keys = ds.items["key"].to_numpy()
+    rerun = f"; rerun `temarec tag --dataset {ds.name}`"
+    try:
+        if vocab.check_catalogue(keys, ds.item_domain, where=f"tag vocabulary {folder}"):
+            return
+        jsonl = folder / "tags.jsonl"
+        if jsonl.is_file():
+            check_tags_jsonl_keys(jsonl, keys)
+        else:
+            log.warning(
+                "tag vocabulary %s records no item keys and has no tags.jsonl: its item order "
+                "cannot be checked against dataset %r",
+                folder,
+                ds.name,
+            )
+    except (TagVocabError, ValueError) as e:
+        raise ValueError(f"{e}{rerun}") from None
+
+
 def _tag_features(
     ds: CDDataset, folder: Path, cfg: FeaturesConfig, encoder: _Encoder, progress: bool, report: FeatureReport
 ) -> dict:
     from temarec.tagging.vocab import TagVocab
 
     vocab = TagVocab.load(folder)
-    if vocab.n_items != ds.n_items or not np.array_equal(vocab.item_domain[1:], ds.item_domain[1:]):
-        raise ValueError(
-            f"tag vocabulary {folder} was built for another catalogue ({vocab.n_items} items, dataset "
-            f"{ds.name!r} has {ds.n_items}); rerun `temarec tag --dataset {ds.name}`"
-        )
+    check_tag_catalogue(vocab, folder, ds)
     ids, weights = vocab.padded(cfg.max_tags)
     names = vocab.tag_texts()
     vecs, st = embed_texts_cached(encoder, names, cfg.batch_size, progress, desc="tag features")

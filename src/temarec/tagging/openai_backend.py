@@ -7,7 +7,15 @@ are retried with exponential backoff and jitter, honouring `Retry-After`; a repl
 completion is retried the same way. Structured output is asked for where the server supports it: JSON schema
 first, then JSON object mode (with the schema, as llama.cpp's servers accept it), then plain text; the first
 format a server rejects (HTTP 400/422) is dropped for the rest of the run. A bad key or unknown model stops
-the run (`BackendFatalError`) instead of failing every item.
+the run (`BackendFatalError`) instead of failing every item, and so does a server that never answers: when
+one request has used up its retries on network errors, timeouts, 429 or 5xx before any request of this
+backend succeeded, the run stops (a server that is down, a wrong URL or a timeout too short for the model
+would otherwise cost every item its full backoff). After a first success, such failures are per item and
+transient (asked again by the next run).
+
+The cache identity is the model name the server reports plus the decoding settings, not the URL: moving
+a server keeps its answers. Two servers serving different weights under one model name need their own
+`--cache` (or `--model` names that differ).
 
 Settings come from arguments, else the environment: `TEMAREC_OPENAI_BASE_URL` / `OPENAI_BASE_URL`,
 `TEMAREC_OPENAI_MODEL` / `OPENAI_MODEL`, `TEMAREC_OPENAI_API_KEY` / `OPENAI_API_KEY`. The key is never part
@@ -134,6 +142,7 @@ class OpenAIBackend(ChatTagger):
         self.requests_sent = 0  # HTTP requests, retries included
         self.max_rps = float(max_rps) if max_rps is not None else None
         self._next_slot = 0.0  # monotonic time the next request may go (kept across batches)
+        self._reached = False  # some request got a 200: failures are the item's, not the server's
 
     # ---- identity --------------------------------------------------------------------------------
     @property
@@ -266,6 +275,7 @@ class OpenAIBackend(ChatTagger):
                 last = (NETWORK, f"{type(e).__name__}: {e}")
             else:
                 if r.status_code == 200:
+                    self._reached = True
                     try:
                         content = r.json()["choices"][0]["message"]["content"]
                         if not isinstance(content, str):
@@ -286,6 +296,16 @@ class OpenAIBackend(ChatTagger):
                 else:  # other 4xx: this request is bad, retrying will not help
                     return f"HTTP {r.status_code}: {r.text[:300]}", HTTP
             if k >= self.max_retries:
+                if not self._reached and last[0] in (NETWORK, TIMEOUT, HTTP):
+                    hint = (
+                        f"; a slow model may need more than --timeout {self.timeout:g}"
+                        if last[0] == TIMEOUT
+                        else ""
+                    )
+                    raise BackendFatalError(
+                        f"{url}: no request has succeeded yet, and this one failed {k + 1} times (last: "
+                        f"{last[1]}); is the server up at {self.base_url}?{hint}"
+                    )
                 return last[1], last[0]
             await asyncio.sleep(self._delay(k, retry_after))
             k += 1

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -22,6 +23,9 @@ from temarec.data.dataset import CDDataset
 from temarec.tagging.base import BackendFatalError, Pass, TagBackend, TagRequest, TagResult
 from temarec.tagging.cache import CachedAnswer, CacheKey, TagCache, text_sha
 from temarec.tagging.parse import BACKEND, EXAMPLE_ECHO, NO_TEXT, TRANSIENT, drop_example_echo, text_words
+
+if TYPE_CHECKING:
+    from temarec.tagging.vocab import TagVocab
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +103,64 @@ def read_tags_jsonl(path: str | Path) -> tuple[dict[int, list[str]], dict[int, l
                 tags[int(rec["item_id"])] = [str(t) for t in rec["tags"]]
                 weights[int(rec["item_id"])] = rec.get("weights")
     return tags, weights
+
+
+def check_tags_jsonl_keys(path: str | Path, keys: np.ndarray | list[str]) -> None:
+    """Raise ValueError unless every line of `path` names its item by the key `keys[item_id - 1]`.
+
+    The check for vocabularies saved before they recorded their catalogue's keys: tags.jsonl, written in
+    the same run, still says which key each item id had then.
+    """
+    path = Path(path)
+    keys = np.asarray(keys, dtype=object)
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            try:
+                rec = json.loads(line)
+                iid, key = int(rec["item_id"]), str(rec["key"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{path}: line {n}: not a tag record ({type(e).__name__}: {e})") from None
+            if not 1 <= iid <= len(keys) or keys[iid - 1] != key:
+                now = repr(keys[iid - 1]) if 1 <= iid <= len(keys) else "no such item"
+                raise ValueError(
+                    f"{path}: line {n}: item {iid} was {key!r} when tagged, the dataset now has {now} "
+                    "(items.csv re-sorted or edited?); its tags would go to the wrong items"
+                )
+
+
+def write_tag_source(
+    res: TagRunResult, ds: CDDataset, out_dir: Path, source: str, vocab: bool = True
+) -> TagVocab | None:
+    """Write `tags.jsonl` and, when `vocab` and some item has tags, the vocabulary into `out_dir`.
+
+    A vocabulary already there is removed first: it was built from other answers, and the feature stage
+    would read it beside the new tags.jsonl (after a run where every item failed, with `vocab=False`, or
+    when the run is killed before the new vocabulary is saved).
+    """
+    from temarec.tagging.vocab import ARRAYS_FILE, JSON_FILE, build_vocab
+
+    out_dir = Path(out_dir)
+    for name in (JSON_FILE, ARRAYS_FILE):  # vocab.json first: without it the source is not offered
+        if (out_dir / name).is_file():
+            (out_dir / name).unlink()
+            if name == JSON_FILE:
+                log.info("removed the previous tag vocabulary of %s (rebuilt from this run's tags)", out_dir)
+    res.to_jsonl(ds, out_dir / "tags.jsonl")
+    if not vocab or not res.tags:
+        return None
+    from temarec.features.text_encoder import load_text_encoder
+
+    voc = build_vocab(
+        res.tags,
+        res.weights,
+        ds.item_domain,
+        encoder=load_text_encoder(),
+        source=source,
+        domains=ds.domains,
+        item_keys=ds.items["key"].to_numpy(),
+    )
+    voc.save(out_dir)
+    return voc
 
 
 # ---- selection -----------------------------------------------------------------------------------
@@ -319,6 +381,16 @@ def _drop_example_echo(
     return {"tags_dropped": dropped, "items_with_echo": items, "items_left_without_tags": emptied}
 
 
+def _failure_examples(answers: dict[int, CachedAnswer], chars: int = 200) -> dict[str, str]:
+    """The raw text of the first failed item of each reason, cut to `chars` characters."""
+    out: dict[str, str] = {}
+    for iid in sorted(answers):
+        a = answers[iid]
+        if not a.ok and (a.error or "empty") not in out:
+            out[a.error or "empty"] = " ".join((a.raw or "").split())[:chars]
+    return out
+
+
 def tag_dataset(
     ds: CDDataset,
     backend: TagBackend,
@@ -365,6 +437,8 @@ def tag_dataset(
         "failed": len(errors) - len(no_text),
         # the first pass's reasons, and items the example-echo guard left without tags
         "failed_by_reason": dict(Counter(e for e in errors.values() if e != NO_TEXT).most_common()),
+        # what the model or server said for the first item of each reason (a server's error text, say)
+        "failed_example": _failure_examples(gen),
         "example_echo": echo,
         "generate": asdict(gst),
         "refine_pass": asdict(rst) if rst is not None else None,

@@ -28,13 +28,18 @@ Artifact format (a folder; plain files only, nothing is ever unpickled)
      "tags": [V canonical tag strings, index = tag id],
      "merge_map": {normalised variant: canonical tag},   # only variants that differ from their canonical
      "arrays_sha256": sha256 of arrays.npz,
-     "meta": {"source", "merge_threshold", "min_count", "encoder", "weighting", "domains", counters...}}
+     "meta": {"source", "merge_threshold", "min_count", "encoder", "weighting", "domains",
+              "item_keys_sha256", counters...}}
 `arrays.npz` (numpy, loaded with allow_pickle=False):
     counts       int64   [V, 2]   items per domain (0 = A, 1 = B) carrying the tag
     indptr       int64   [N+2]    CSR row pointers over global item ids 0..N (row 0 = padding, empty)
     tag_ids      int32   [E]      tag ids of item i are tag_ids[indptr[i]:indptr[i+1]], best first
     weights      float32 [E]      matching weights in (0, 1]
     item_domain  int8    [N+1]    the dataset's item domains (-1 at 0), for per-domain statistics
+
+Rows are item ids, which are catalogue positions, so a vocabulary belongs to one order of one set of items:
+`meta.item_keys_sha256` (`item_keys_digest` of the keys in id order) lets a reader check that its dataset is
+that catalogue (`check_catalogue`). Vocabularies saved before it was recorded have none.
 
 A tag is *shared* when both of its domain counts are positive. `save` writes each file to a temporary name
 and renames it, arrays first; `load` checks the checksum, shapes, dtypes and ranges and names the file at
@@ -72,6 +77,11 @@ _ARRAY_SPECS = {  # name: (dtype kind(s), ndim)
 
 class TagVocabError(ValueError):
     """A vocabulary artifact (or a vocabulary in memory) is malformed; the message names the file."""
+
+
+def item_keys_digest(keys: Sequence[str] | np.ndarray) -> str:
+    """sha256 of item keys 1..N in id order; the vocabulary's rows are positions in exactly this order."""
+    return hashlib.sha256(json.dumps([str(k) for k in keys], ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 @dataclass(eq=False)
@@ -152,6 +162,27 @@ class TagVocab:
         """[(tag, weight), ...] of one item, best first."""
         ids, ws = self.item_tag_ids(item_id)
         return [(self.tags[t], float(w)) for t, w in zip(ids.tolist(), ws.tolist(), strict=True)]
+
+    def check_catalogue(self, keys: Sequence[str] | np.ndarray, item_domain: np.ndarray, where: str) -> bool:
+        """Raise `TagVocabError` (naming `where`) unless the vocabulary's rows are these items in this order.
+
+        Returns False when the vocabulary predates `item_keys_sha256`, so only the count and the domains
+        could be checked (the caller can check the keys another way).
+        """
+        if self.n_items != len(keys) or not np.array_equal(self.item_domain[1:], np.asarray(item_domain)[1:]):
+            raise TagVocabError(
+                f"{where}: built for another catalogue ({self.n_items} items; this one has {len(keys)}, "
+                "or their domains differ)"
+            )
+        want = self.meta.get("item_keys_sha256")
+        if want is None:
+            return False
+        if want != item_keys_digest(keys):
+            raise TagVocabError(
+                f"{where}: built for the same number of items with other keys or in another order (items.csv "
+                "re-sorted or edited?); its rows would tag the wrong items"
+            )
+        return True
 
     def tag_texts(self) -> list[str]:
         """The tag strings in id order, to embed with a text encoder."""
@@ -409,9 +440,16 @@ def build_vocab(
     min_count: int = 2,
     source: str = "",
     domains: tuple[str, str] | None = None,
+    item_keys: Sequence[str] | np.ndarray | None = None,
 ) -> TagVocab:
-    """Normalise, merge, prune and weight the tags of items 1..N (see the module docstring)."""
+    """Normalise, merge, prune and weight the tags of items 1..N (see the module docstring).
+
+    `item_keys` (the dataset's keys in id order) is recorded as a digest, so that readers can tell a
+    re-sorted or edited catalogue from the one the vocabulary was built for.
+    """
     dom, n_items = _check_inputs(item_tags, item_weights, item_domain)
+    if item_keys is not None and len(item_keys) != n_items:
+        raise ValueError(f"{len(item_keys)} item keys for {n_items} items")
     if not 0.0 < merge_threshold <= 1.0:
         raise ValueError("merge_threshold must be in (0, 1]")
     if min_count < 1:
@@ -557,6 +595,7 @@ def build_vocab(
         else ("rank" if items_relevance == 0 else "mixed"),
         "weighting_rule": "relevance clipped to [0.01, 1] where given, else 1/(1+rank)",
         "domains": list(domains) if domains else ["A", "B"],
+        "item_keys_sha256": None if item_keys is None else item_keys_digest(item_keys),
         "n_items_in": len(item_tags),
         "n_items_with_relevance": int(items_relevance),
         "n_raw_tags": int(n_raw),
