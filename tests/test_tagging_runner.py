@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -213,6 +214,26 @@ def test_file_backend_maps_keys_and_repairs(tmp_path, ds):
         get_backend("file", path=tmp_path / "list.json")
     with pytest.raises(ValueError, match="unknown tagging backend"):
         get_backend("nope")
+
+
+def test_file_backend_tags_items_without_text_and_refuses_ids_given_twice(tmp_path, ds):
+    items = ds.items.copy()
+    items.loc[items.index[:2], ["title", "description"]] = None
+    ds = type(ds)(ds.name, ds.domains, items, ds.user_keys, ds.sequences)
+    keys = ds.items["key"].tolist()
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({keys[0]: ["green tea"], keys[2]: ["mug"], "not-an-item": ["x"]}))
+    be = get_backend("file", path=path)
+    assert be.require_overlap(zip(ds.items.index, keys, strict=True)) == ["not-an-item"]
+    with TagCache(tmp_path / "c.sqlite") as cache:
+        res = tag_dataset(ds, be, cache, TagRunOptions(limit=3, progress=False))
+    # imported tags need no text: item 1 has none and keeps its tags; item 2 is simply not in the file
+    assert res.tags == {1: ["green tea"], 3: ["mug"]} and res.errors == {2: "missing"}
+    assert res.summary["no_text"] == 0
+
+    path.write_text(f'{{"{keys[0]}": ["a"], "{keys[1]}": ["b"], "{keys[0]}": ["c"]}}')
+    with pytest.raises(BackendFatalError, match=f"id '{keys[0]}' is given twice"):
+        get_backend("file", path=path)
 
 
 def test_file_backend_imports_third_party_art_office_tags(need_real, tmp_path):

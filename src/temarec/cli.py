@@ -781,7 +781,12 @@ def tag(
     try:
         be = get_backend(backend, **opts)
         if backend == "file":
-            be.require_overlap(zip(ds.items.index, ds.items["key"], strict=True))
+            unknown = be.require_overlap(zip(ds.items.index, ds.items["key"], strict=True))
+            if unknown:
+                typer.echo(
+                    f"note: {len(unknown):,} of the {len(be.data):,} ids in {be.path.name} name no item of "
+                    f"{ds.name} (e.g. {unknown[0]!r}); they are ignored"
+                )
     except (BackendFatalError, ImportError, ValueError) as e:
         _fail(str(e))
     by_workers: dict | None = None

@@ -2,8 +2,11 @@
 
 Ids are matched against the dataset's source keys (`items["key"]`, e.g. URLLM's `idAfter` for
 amazon-art-office, ASINs for amazon-food-kitchen) or, with `id_space="item_id"`, against temarec's global
-ids. Entries pass the same checks as model answers; entries that are strings (raw model output that never
-parsed) are parsed and repaired like a model's answer, refusals recorded as failures.
+ids. Entries pass the same checks as model answers (`FILE_RULES`: the first 12 usable tags are kept, a
+list of more than 60 is rejected, a tag has at most 48 characters and 6 words); entries that are strings
+(raw model output that never parsed) are parsed and repaired like a model's answer, refusals recorded as
+failures. An id given twice is an error; ids that name no item are counted (`require_overlap`). Items
+without a title or description keep their imported tags: the file needs no text.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class FileBackend:
     """A `TagBackend` reading tags from a JSON file; no model, no prompts, no refinement."""
 
     supports_refine = False
+    needs_text = False  # tags come from the file, so items without text are looked up too
     prompt_identity = "-"
 
     def __init__(
@@ -44,7 +48,11 @@ class FileBackend:
             raise ValueError("id_space must be 'key' or 'item_id'")
         blob = self.path.read_bytes()
         try:
-            data = json.loads(blob, parse_constant=_no_constant)
+            data = json.loads(blob, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+        except _DuplicateId as e:
+            raise BackendFatalError(
+                f"{self.path}: id {e.args[0]!r} is given twice; which tags are its?"
+            ) from None
         except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError, NaN, too many digits
             raise BackendFatalError(f"{self.path}: not JSON ({e})") from None
         except RecursionError:
@@ -56,13 +64,14 @@ class FileBackend:
         self.rules = rules or FILE_RULES
         self.identity = f"file:{self.path.name}:{hashlib.sha256(blob).hexdigest()[:12]}:{id_space}"
 
-    def require_overlap(self, items: Iterable[tuple[int, object]]) -> None:
+    def require_overlap(self, items: Iterable[tuple[int, object]]) -> list[str]:
         """Fail before any work when no id of the file names an item of the catalogue (`items`: pairs
         of item id and key): a wrong `id_space` or another catalogue's file would otherwise write an
-        empty tag source and report every item as missing."""
+        empty tag source and report every item as missing. Returns the file's ids that name no item."""
         ids = [str(key) if self.id_space == "key" else str(iid) for iid, key in items]
-        if self.data and not set(ids).isdisjoint(self.data):
-            return
+        known = set(ids)
+        if self.data and not known.isdisjoint(self.data):
+            return [k for k in self.data if k not in known]
         other = "item_id" if self.id_space == "key" else "key"
         example = next(iter(self.data), None)
         raise BackendFatalError(
@@ -94,6 +103,21 @@ class FileBackend:
 
     def close(self) -> None:
         self.data = {}
+
+
+class _DuplicateId(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """`json.loads` keeps the last of two equal keys silently; an id with two tag lists is ambiguous.
+    (Only the top level holds ids; nested objects are rejected later as not a list of tags.)"""
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateId(k)
+        out[k] = v
+    return out
 
 
 def _no_constant(name: str) -> object:

@@ -212,8 +212,11 @@ def _text(v: object) -> str | None:
     return s or None
 
 
-def build_requests(ds: CDDataset, ids: np.ndarray) -> tuple[list[TagRequest], list[int]]:
-    """Requests for items with a title or description, and the ids of items with neither."""
+def build_requests(
+    ds: CDDataset, ids: np.ndarray, needs_text: bool = True
+) -> tuple[list[TagRequest], list[int]]:
+    """Requests for items with a title or description, and the ids of items with neither (which get a
+    request too when the backend `needs_text` is False: imported tags)."""
     sub = ds.items.loc[ids, ["key", "domain", "title", "description"]]
     reqs: list[TagRequest] = []
     no_text: list[int] = []
@@ -226,7 +229,7 @@ def build_requests(ds: CDDataset, ids: np.ndarray) -> tuple[list[TagRequest], li
         strict=True,
     ):
         t, s = _text(title), _text(desc)
-        if t is None and s is None:
+        if t is None and s is None and needs_text:
             no_text.append(int(iid))
             continue
         reqs.append(TagRequest(int(iid), str(key), ds.domains[int(d)], t, s))
@@ -254,7 +257,7 @@ def _settled(a: CachedAnswer | None, opts: TagRunOptions) -> bool:
 def pending(ds: CDDataset, backend: TagBackend, cache: TagCache, opts: TagRunOptions) -> int:
     """How many items the first pass of `tag_dataset` would ask the backend about (not yet settled in
     the cache), e.g. to size a progress bar over worker processes."""
-    reqs, _ = build_requests(ds, select_items(ds, opts))
+    reqs, _ = build_requests(ds, select_items(ds, opts), getattr(backend, "needs_text", True))
     keys, found = _lookup(backend, cache, reqs, "generate")
     return sum(not _settled(found.get(k), opts) for k in keys)
 
@@ -401,7 +404,7 @@ def tag_dataset(
     opts = opts or TagRunOptions()
     t_start = time.perf_counter()
     ids = select_items(ds, opts)
-    reqs, no_text = build_requests(ds, ids)
+    reqs, no_text = build_requests(ds, ids, getattr(backend, "needs_text", True))
     gen, gst = _run_pass(backend, cache, reqs, "generate", opts)
     final = {iid: a for iid, a in gen.items() if a.ok}
     errors = {iid: (a.error or "empty") for iid, a in gen.items() if not a.ok}
