@@ -276,3 +276,19 @@ def test_features_command_prints_summary_and_cache_hits(small_demo, warm, counti
     assert doc["build"]["text"]["computed"] == 0 and doc["build"]["text"]["cached"] > 0
     res = CliRunner().invoke(app, [*args[:-3], "--set", "features.tags=nope", "--quiet"])
     assert res.exit_code == 2 and "not found" in res.output
+
+
+def test_vocabulary_merging_embeds_each_tag_string_once(small_demo, counting):
+    """Re-tagging a catalogue rebuilds its vocabulary; the tag strings come from the feature store."""
+    from temarec.tagging.vocab import build_vocab
+
+    ds = small_demo
+    enc = fb.CachedTextEncoder(progress=False)
+    first = build_vocab(_demo_tags(ds), None, ds.item_domain, encoder=enc, merge_threshold=0.8)
+    calls = counting.calls
+    assert calls > 0 and first.meta["encoder"] == counting.identity
+    again = build_vocab(_demo_tags(ds), None, ds.item_domain, encoder=enc, merge_threshold=0.8)
+    assert counting.calls == calls and again.tags == first.tags and again.merge_map == first.merge_map
+    # the same merges as the encoder called directly
+    plain = build_vocab(_demo_tags(ds), None, ds.item_domain, encoder=counting, merge_threshold=0.8)
+    assert plain.tags == first.tags and plain.merge_map == first.merge_map

@@ -66,3 +66,17 @@ def test_never_downloads_a_model_name(tmp_path):
         load_text_encoder("sentence-transformers/all-mpnet-base-v2")
     with pytest.raises(TextEncoderError, match="no sentence-transformers model"):
         load_text_encoder(str(tmp_path))
+
+
+def test_loading_prints_no_progress_bar(monkeypatch, capfd):
+    """transformers draws a weight-loading bar per model load; `--quiet` runs must stay quiet."""
+    from transformers.utils import logging as hf_logging
+
+    from temarec.features import text_encoder as te
+
+    monkeypatch.setattr(te, "_CACHE", {})  # a real second load, not the process's cached model
+    capfd.readouterr()
+    assert load_text_encoder().dim == 384
+    out, err = capfd.readouterr()
+    assert "Loading weights" not in out + err
+    assert hf_logging.is_progress_bar_enabled()  # restored for everything else

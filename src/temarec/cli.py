@@ -812,7 +812,7 @@ def tag(
     if by_workers is not None:  # the pass above only read what the workers wrote
         st["workers"] = by_workers
     t_voc = time.perf_counter()
-    voc = write_tag_source(res, ds, out_dir, source, vocab=vocab and shard_t[1] == 1)
+    voc = write_tag_source(res, ds, out_dir, source, vocab=vocab and shard_t[1] == 1, progress=not quiet)
     n_vocab = None if voc is None else len(voc)
     if voc is not None:
         st["vocab_size"] = n_vocab

@@ -65,7 +65,7 @@ def tag_catalogue(
             res = tag_dataset(ds, be, store, opts)
     finally:
         be.close()
-    vocab = write_tag_source(res, ds, out, source)
+    vocab = write_tag_source(res, ds, out, source, progress=progress)
     summary = dict(res.summary, vocab_size=0 if vocab is None else len(vocab), folder=str(out))
     return slug(source), summary
 

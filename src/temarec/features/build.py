@@ -284,6 +284,23 @@ def embed_texts_cached(
     return out, stats
 
 
+class CachedTextEncoder:
+    """`encode(texts)` through the feature store: what the tag vocabulary uses to merge near-duplicate
+    tags, so that re-tagging a catalogue re-embeds only new tag strings (and the feature stage then finds
+    the canonical tags embedded already)."""
+
+    def __init__(self, name: str | None = None, device: str = "cpu", progress: bool = True) -> None:
+        self._enc = _Encoder(name, device)
+        self.progress = progress
+
+    @property
+    def identity(self) -> str:
+        return self._enc.identity
+
+    def encode(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
+        return embed_texts_cached(self._enc, list(texts), batch_size, self.progress, desc="tag strings")[0]
+
+
 # ---- tags --------------------------------------------------------------------------------------------
 def tag_sources(dataset_name: str) -> list[str]:
     """Sources with a saved tag vocabulary for this dataset, best first (the order `auto` uses)."""

@@ -5,15 +5,18 @@ nothing is ever fetched from a model hub: the loader forces `HF_HUB_OFFLINE=1` /
 and only accepts local folders. `name` may be the folder of any sentence-transformers model.
 
 `identity` is `"<model name>@<12 hex of sha256 over the folder's config and weight files>"`: caches keyed
-by it (tag embeddings, keyphrase tags, item text features) go stale when the weights change, and two
-copies of the same model share them.
+by it (tag embeddings, keyphrase tags, item text features) go stale when the weights change. The model
+name is the folder's name, so two copies of one model share them only in folders of the same name.
+Loading is quiet (transformers' weight-loading bar is off; it would print even under `--quiet`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +120,23 @@ def _folder_hash(folder: Path) -> str:
     return h.hexdigest()[:12]
 
 
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """transformers' progress bars off while a local model loads (a bar per load, under `--quiet` too)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - sentence-transformers brings transformers
+        yield
+        return
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
 def _resolve(name: str | None) -> tuple[str, Path]:
     if name is None or name.strip().lower() in _DEFAULT_ALIASES:
         return DEFAULT_MODEL, packaged_model_folder()
@@ -163,7 +183,8 @@ def load_text_encoder(name: str | None = None, device: str = "cpu") -> TextEncod
             digest = _HASHES[str(folder)] = _folder_hash(folder)
         identity = f"{model_name}@{digest}"
         try:
-            model = SentenceTransformer(str(folder), device=device, local_files_only=True)
+            with quiet_loading():
+                model = SentenceTransformer(str(folder), device=device, local_files_only=True)
         except Exception as e:  # a broken folder: say which one
             raise TextEncoderError(f"cannot load text encoder from {folder}: {type(e).__name__}: {e}") from e
         model.eval()

@@ -129,7 +129,7 @@ def check_tags_jsonl_keys(path: str | Path, keys: np.ndarray | list[str]) -> Non
 
 
 def write_tag_source(
-    res: TagRunResult, ds: CDDataset, out_dir: Path, source: str, vocab: bool = True
+    res: TagRunResult, ds: CDDataset, out_dir: Path, source: str, vocab: bool = True, progress: bool = True
 ) -> TagVocab | None:
     """Write `tags.jsonl` and, when `vocab` and some item has tags, the vocabulary into `out_dir`.
 
@@ -148,13 +148,13 @@ def write_tag_source(
     res.to_jsonl(ds, out_dir / "tags.jsonl")
     if not vocab or not res.tags:
         return None
-    from temarec.features.text_encoder import load_text_encoder
+    from temarec.features.build import CachedTextEncoder
 
     voc = build_vocab(
         res.tags,
         res.weights,
         ds.item_domain,
-        encoder=load_text_encoder(),
+        encoder=CachedTextEncoder(progress=progress),
         source=source,
         domains=ds.domains,
         item_keys=ds.items["key"].to_numpy(),
