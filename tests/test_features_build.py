@@ -158,6 +158,13 @@ def test_vector_store_roundtrip_dedup_compact_and_partial_chunks(tmp_path):
     found, vecs2 = store.get(keys[::-1])
     np.testing.assert_array_equal(vecs2, vecs)
     assert store.nbytes() > 0
+    # a chunk cut short on disk (full disk, copied half-way) names itself and the way out
+    (keys_file,) = (tmp_path / "s").glob("*.keys.npy")
+    name = keys_file.name[: -len(".keys.npy")]
+    chunk = tmp_path / "s" / f"{name}.vecs.npy"
+    chunk.write_bytes(chunk.read_bytes()[:100])
+    with pytest.raises(ValueError, match=rf"{name}\.\*\.npy: unreadable.*delete"):
+        VectorStore(tmp_path / "s").get(keys)
 
 
 # ---- tags -------------------------------------------------------------------------------------------

@@ -207,6 +207,10 @@ def test_precomputed_npz_mapping_by_item_key(tmp_path, img_dataset):
     np.savez(tmp_path / "dup.npz", keys=np.array(["k1", "k1"]), vectors=np.ones((2, 5)))
     with pytest.raises(ImageFeatureError, match="duplicate"):
         load_precomputed(tmp_path / "dup.npz", img_dataset)
+    # keys from a pandas column are often dtype=object: refused (never unpickled), with the fix named
+    np.savez(tmp_path / "obj.npz", keys=np.array(["k1"], dtype=object), vectors=np.ones((1, 5)))
+    with pytest.raises(ImageFeatureError, match=r"obj\.npz: cannot read.*\.astype\(str\)"):
+        load_precomputed(tmp_path / "obj.npz", img_dataset)
 
 
 def test_precomputed_safetensors_with_mask(tmp_path, img_dataset):

@@ -75,8 +75,16 @@ class VectorStore:
         return sorted(p.name[: -len(".keys.npy")] for p in self.folder.glob("*.keys.npy"))
 
     def _open(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        keys = np.load(self.folder / f"{name}.keys.npy", allow_pickle=False)
-        vecs = np.load(self.folder / f"{name}.vecs.npy", mmap_mode="r", allow_pickle=False)
+        try:
+            keys = np.load(self.folder / f"{name}.keys.npy", allow_pickle=False)
+            vecs = np.load(self.folder / f"{name}.vecs.npy", mmap_mode="r", allow_pickle=False)
+        except FileNotFoundError:
+            raise  # a compaction removed it meanwhile: `_load` lists the chunks again
+        except (OSError, ValueError, EOFError) as e:  # truncated or not .npy
+            raise ValueError(
+                f"{self.folder / name}.*.npy: unreadable feature-cache chunk ({type(e).__name__}: {e}); "
+                "delete both of its files to rebuild them"
+            ) from None
         if keys.dtype != np.dtype(f"S{KEY_BYTES}") or vecs.ndim != 2 or len(vecs) != len(keys):
             raise ValueError(f"{self.folder / name}: corrupt feature-cache chunk (delete it to rebuild)")
         return keys, vecs

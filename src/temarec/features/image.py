@@ -64,7 +64,14 @@ def _read_array_file(path: Path) -> dict[str, np.ndarray]:
                     out[k] = (t.float() if t.is_floating_point() else t).numpy()
             return out
     except (OSError, ValueError, EOFError) as e:
-        raise ImageFeatureError(f"{path}: cannot read image features ({type(e).__name__}: {e})") from None
+        hint = ""
+        if "allow_pickle" in str(e):  # never unpickled: object arrays would run code from the file
+            hint = (
+                "; it holds Python objects (e.g. keys saved with dtype=object): save them with .astype(str)"
+            )
+        raise ImageFeatureError(
+            f"{path}: cannot read image features ({type(e).__name__}: {e}){hint}"
+        ) from None
     except Exception as e:  # safetensors raises its own error type on a corrupt header
         raise ImageFeatureError(f"{path}: cannot read image features ({type(e).__name__}: {e})") from None
     raise ImageFeatureError(f"{path}: image features must be a .npy, .npz or .safetensors file")
