@@ -120,7 +120,7 @@ def test_a_model_of_ones_own_trains_and_evaluates_through_run(demo_ds, tmp_path,
 
         def _user(self, seq):
             mask = (seq > 0).float().unsqueeze(-1)
-            return (self.emb(seq) * mask).sum(1) / mask.sum(1).clamp(min=1)
+            return (self.emb(seq) * mask).sum(1) / mask.sum(1).clamp(min=1) * self.cfg.params["scale"]
 
         def score_all(self, seq, domain):
             return self._user(seq) @ self.emb.weight[self.info.domain_slice(domain)].T
@@ -134,7 +134,7 @@ def test_a_model_of_ones_own_trains_and_evaluates_through_run(demo_ds, tmp_path,
     cfg = RunConfig.model_validate(
         {
             "data": {"max_len": 20},
-            "model": {"name": "meanpool", "hidden": 16},
+            "model": {"name": "meanpool", "hidden": 16, "params": {"scale": 2.0}},
             "train": {"epochs": 2, "threads": 1},
             "eval": {"protocols": ["full", "uni20"]},
         }
@@ -143,3 +143,27 @@ def test_a_model_of_ones_own_trains_and_evaluates_through_run(demo_ds, tmp_path,
     assert doc["model"] == "meanpool" and doc["training"]["epochs"] == 2
     assert 0 < doc["test"]["all"]["NDCG@10"] <= doc["test"]["all"]["HR@10"] <= 1
     assert (tmp_path / "mp" / "metrics-uni20.json").is_file()
+    # its own hyperparameters are part of the stored config, so the run can be loaded and compared
+    from temarec.serving.load import read_run_config
+
+    assert read_run_config(tmp_path / "mp").model.params == {"scale": 2.0}
+    # trained from a dataset object: config.json names the default dataset, so loading says what to do
+    from temarec.serving.load import RunLoadError, load_run
+
+    with pytest.raises(RunLoadError, match=r"load_run\(path, dataset=\.\.\.\)"):
+        load_run(tmp_path / "mp")
+    assert load_run(tmp_path / "mp", dataset=demo_ds).model.cfg.params == {"scale": 2.0}
+    changed = cfg.model_copy(deep=True)
+    changed.model.params = {"scale": 3.0}
+    from temarec.training.run import check_run_folder
+
+    assert check_run_folder(tmp_path / "mp", cfg) == []
+    assert check_run_folder(tmp_path / "mp", changed) == ["model.params.scale: 2.0 -> 3.0"]
+
+
+@pytest.mark.parametrize("params", [{"x": float("nan")}, {"x": {1, 2}}, {"x": object()}])
+def test_model_params_must_be_json(params):
+    from temarec.config import ModelConfig
+
+    with pytest.raises(ValueError, match="model.params must hold JSON values"):
+        ModelConfig(params=params)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -152,6 +153,21 @@ class ModelConfig(_Strict):
     c2dsr_graph_layers: int = Field(
         2, ge=0, description="c2dsr: propagation layers over the item graphs (0: plain ID embeddings)"
     )
+
+    # models of your own (`register_model`): their hyperparameters, saved in config.json with the rest
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="hyperparameters of a registered model of your own, read as cfg.params[...] (JSON "
+        "values; `--set model.params.k=3`); a subclass's own fields would not reach config.json",
+    )
+
+    @field_validator("params")
+    @classmethod
+    def _json_params(cls, v: dict[str, Any]) -> dict[str, Any]:
+        try:  # what config.json can hold and give back unchanged
+            return json.loads(json.dumps(v, allow_nan=False))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"model.params must hold JSON values (numbers, strings, lists): {e}") from None
 
     @model_validator(mode="after")
     def _id_only_turns_content_off(self) -> ModelConfig:

@@ -95,14 +95,20 @@ def _check_same_data(path: Path, ds: CDDataset) -> None:
     if not f.is_file():
         return
     try:
-        trained_on = json.loads(f.read_text(encoding="utf-8")).get("data_fingerprint")
+        doc = json.loads(f.read_text(encoding="utf-8"))
+        trained_on, trained_name = doc.get("data_fingerprint"), doc.get("dataset")
     except (OSError, ValueError, AttributeError):
         return  # an unreadable metrics file says nothing about the data; the weights are checked below
     if trained_on and trained_on != ds.fingerprint():
+        # run(cfg, dataset=obj) trains on an object that config.json cannot name
+        given = "a run trained from a dataset object given to run(..., dataset=...) loads with the same "
+        given += "object: load_run(path, dataset=...)"
+        hint = f"the dataset, or the run's config.json, changed since; or {given}"
+        if trained_name and trained_name != ds.name:
+            hint = f"it was trained on {trained_name!r}; {given}"
         raise RunLoadError(
             f"{path} was trained on other data than {ds.name!r} is now (data fingerprint {trained_on} in "
-            f"metrics.json, {ds.fingerprint()} now; it covers the name, item domains and sequences): the "
-            "dataset, or the run's config.json, changed since"
+            f"metrics.json, {ds.fingerprint()} now; it covers the name, item domains and sequences): {hint}"
         )
 
 
