@@ -91,3 +91,17 @@ def test_singularize_rules():
     assert singularize("gas") == "gas"  # short words kept
     assert singularize("citrus") == "citrus"
     assert singularize("analysis") == "analysis"
+
+
+@pytest.mark.parametrize(
+    "raw, want",
+    [
+        ("Smørrebrød", "smørrebrød"),  # letters NFKD cannot fold were dropped, leaving "sm rrebr d"
+        ("抹茶 ラテ", "抹茶 ラテ"),  # a catalogue in another script keeps its tags (were dropped: no letter)
+        ("книги", "книги"),
+        ("snake_case tag", "snake case tag"),  # the underscore is still a separator
+        ("Crème Brûlée", "creme brulee"),  # accents are still folded
+    ],
+)
+def test_letters_of_any_script_are_kept(raw, want):
+    assert normalize_tag(raw) == want

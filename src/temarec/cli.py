@@ -851,8 +851,8 @@ def tag(
     if n_vocab == 0:
         typer.echo(
             f"warning: the vocabulary is empty: none of the {voc.meta['n_raw_tags']:,} tags survived "
-            "(a tag needs a Latin letter after accents are folded, at most 6 words, and must be given to "
-            "at least 2 items); features will have no tags from this source",
+            "(a tag needs a letter, at most 6 words and 64 characters, is not a placeholder such as 'n/a', "
+            "and must be given to at least 2 items); features will have no tags from this source",
             err=True,
         )
     typer.echo(f"wrote {out_dir}")

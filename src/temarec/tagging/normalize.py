@@ -5,8 +5,9 @@
 1. Unicode NFKD with accents dropped ("crème brûlée" -> "creme brulee"), case folded.
 2. List decorations removed: leading numbering / bullets / "#", surrounding quotes and brackets.
 3. "&" between words becomes "and"; a possessive "'s" is dropped; every other character that is not a
-   letter, digit or space (hyphen, slash, dot, underscore, apostrophe...) becomes a space, except that an
-   apostrophe inside a word is simply removed ("rock'n'roll" -> "rocknroll").
+   letter, digit (of any script: "smørrebrød", "抹茶" are kept) or space (hyphen, slash, dot, underscore,
+   apostrophe...) becomes a space, except that an apostrophe inside a word is simply removed
+   ("rock'n'roll" -> "rocknroll").
 4. Whitespace collapsed; leading articles ("a", "an", "the") removed.
 5. British spellings mapped to American ones for a short list of common words (colour, flavour, mould...).
 6. Every word singularised by `singularize` (a small rule-based singulariser with exception lists; words of
@@ -232,9 +233,11 @@ def singularize(word: str) -> str:
 
 _LEADING_DECOR = re.compile(r"^(?:\s*(?:\d+\s*[.):]|[-*•·#>]+)\s*)+")
 _AMP = re.compile(r"\s*&\s*")
-_POSSESSIVE = re.compile(r"(?<=[a-z0-9])'s\b")
-_INNER_APOS = re.compile(r"(?<=[a-z0-9])'(?=[a-z0-9])")
-_NON_WORD = re.compile(r"[^a-z0-9 ]+")
+# letters and digits of any script ([^\W_]), so that "smørrebrød" or "抹茶" stay words rather than becoming
+# spaces (or nothing); Latin letters with accents were folded to plain ones before
+_POSSESSIVE = re.compile(r"(?<=[^\W_])'s\b")
+_INNER_APOS = re.compile(r"(?<=[^\W_])'(?=[^\W_])")
+_NON_WORD = re.compile(r"(?:[^\w ]|_)+")
 _ARTICLES = ("a", "an", "the")
 
 
