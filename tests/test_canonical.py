@@ -342,3 +342,20 @@ def test_a_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
     (folder / "items.csv").write_bytes(b"\n".join(lines))
     with pytest.raises(DataFormatError, match=r"items.csv:3: not UTF-8 text \(byte 0xe9\)"):
         load_canonical(folder)
+
+
+def test_timestamps_mixing_seconds_and_milliseconds_warn(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Valid, so not an error; but a file in two units orders histories wrongly, so it is named."""
+    mixed = INTERACTIONS.replace("u1,b1,30", "u1,b1,1700000000000").replace("u2,m1,50", "u2,m1,1700000000")
+    with caplog.at_level("WARNING", logger="temarec.data.canonical"):
+        load_canonical(_folder(tmp_path, interactions=mixed))
+    (msg,) = [r.getMessage() for r in caplog.records]
+    assert "interactions.csv: timestamps mix units: 1 look like milliseconds (line 3: 1700000000000)" in msg
+    assert "and 5 like seconds (line 2: 1700000000)" in msg
+    caplog.clear()
+    in_ms = "user_id,item_id,timestamp\nu1,b1,1700000000000\nu1,m1,1700000001000\n"
+    with caplog.at_level("WARNING", logger="temarec.data.canonical"):
+        load_canonical(_folder(tmp_path, interactions=in_ms))  # one unit, any unit: fine
+    assert not caplog.records

@@ -4,7 +4,8 @@ Files (CSV or Parquet, one of each, never both):
 
 - `items.csv|parquet`: `item_id` (string, unique), `domain` (domain name; exactly two distinct names),
   optional `title`, `description`, `image` (empty = none).
-- `interactions.csv|parquet`: `user_id`, `item_id` (must be in items), `timestamp` (integer unix seconds).
+- `interactions.csv|parquet`: `user_id`, `item_id` (must be in items), `timestamp` (integers that order
+  each user's history: unix seconds, or milliseconds, one unit per file; a mix is warned about).
 - `dataset.json` (optional): `{"name": str, "domains": [nameA, nameB]}` fixes the domain order; without
   it, domains are in order of first appearance in the items file.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -36,6 +38,8 @@ import pyarrow.compute as pc
 from temarec.data.dataset import CDDataset, make_items_frame
 from temarec.data.errors import DataFormatError, DatasetNotFoundError
 from temarec.data.ragged import Ragged
+
+log = logging.getLogger(__name__)
 
 ITEMS = "items"
 INTERACTIONS = "interactions"
@@ -299,6 +303,34 @@ def _timestamps(table: _Table, col: str) -> np.ndarray:
     return pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
+#: unix seconds this large are after the year 5000: such a value is milliseconds (or finer)
+MS_THRESHOLD = 10**11
+
+
+def _warn_mixed_units(table: _Table, ts: np.ndarray) -> None:
+    """Seconds and milliseconds in one file order every user's history wrongly without any error (all
+    of one unit is fine: only the order is used). Warn, naming a row of each kind."""
+    big = ts >= MS_THRESHOLD
+    small = (ts > 0) & ~big
+    if big.any() and small.any():
+        rb, rs = int(np.argmax(big)), int(np.argmax(small))
+        lb, ls = table.lines([rb, rs])
+        where = "line" if table.is_csv else "row"
+        log.warning(
+            "%s: timestamps mix units: %d look like milliseconds (%s %d: %d) and %d like seconds (%s %d: "
+            "%d); histories are ordered by the raw numbers, so convert them to one unit",
+            table.path,
+            int(big.sum()),
+            where,
+            lb,
+            int(ts[rb]),
+            int(small.sum()),
+            where,
+            ls,
+            int(ts[rs]),
+        )
+
+
 def _optional_text(table: _Table, col: str, order: np.ndarray) -> list[str | None]:
     if col not in table.df.columns:
         return [None] * len(order)
@@ -361,6 +393,7 @@ def load_canonical(folder: Path, name: str | None = None) -> CDDataset:
         r = int(unknown[0])
         raise tb.error(r, "item_id", f"unknown item_id {item_col.iloc[r]!r} (not in {items_path.name})")
     ts = _timestamps(tb, "timestamp")
+    _warn_mixed_units(tb, ts)
     ucode, ukeys = pd.factorize(users, sort=False)
     seq_order = np.argsort(ts, kind="stable")  # by time, ties in file order ...
     seq_order = seq_order[np.argsort(ucode[seq_order], kind="stable")]  # ... then grouped by user
