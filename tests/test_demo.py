@@ -204,3 +204,13 @@ def test_rejects_too_small_catalogue():
         generate_demo(n_items_a=20)
     with pytest.raises(ValueError):
         generate_demo(n_users=0)
+
+
+def test_demo_seeds_are_catalogues_of_their_own_name():
+    """Other seeds give other items under the same keys; a name of their own keeps tags (kept by name)
+    apart, so seed 1 never reads seed 0's vocabulary."""
+    from temarec.data.registry import load_dataset
+
+    zero, one = load_dataset("demo"), load_dataset("demo", demo_seed=1)
+    assert zero.items["key"].tolist() == one.items["key"].tolist()
+    assert (zero.name, one.name) == ("demo", "demo-seed1")

@@ -159,6 +159,8 @@ def test_a_model_of_ones_own_trains_and_evaluates_through_run(demo_ds, tmp_path,
 
     assert check_run_folder(tmp_path / "mp", cfg) == []
     assert check_run_folder(tmp_path / "mp", changed) == ["model.params.scale: 2.0 -> 3.0"]
+    changed.model.params = {}  # a parameter dropped is a difference too
+    assert check_run_folder(tmp_path / "mp", changed) == ["model.params.scale: 2.0 -> absent"]
 
 
 @pytest.mark.parametrize("params", [{"x": float("nan")}, {"x": {1, 2}}, {"x": object()}])

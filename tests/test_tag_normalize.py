@@ -99,6 +99,11 @@ def test_singularize_rules():
         ("Smørrebrød", "smørrebrød"),  # letters NFKD cannot fold were dropped, leaving "sm rrebr d"
         ("抹茶 ラテ", "抹茶 ラテ"),  # a catalogue in another script keeps its tags (were dropped: no letter)
         ("книги", "книги"),
+        ("чай", "чай"),  # й is not an accented и: marks of non-Latin letters stay
+        ("ブラックコーヒー", "ブラックコーヒー"),  # the voiced mark of ブ stays
+        ("हिन्दी किताब", "हिन्दी किताब"),  # vowel signs and virama are part of the word
+        ("한국 요리", "한국 요리"),  # Hangul recomposed
+        ("Ｆｕｌｌｗｉｄｔｈ Mugs", "fullwidth mug"),
         ("snake_case tag", "snake case tag"),  # the underscore is still a separator
         ("Crème Brûlée", "creme brulee"),  # accents are still folded
     ],

@@ -140,7 +140,31 @@ def test_retagging_never_leaves_the_old_vocabulary_beside_new_tags(tags_file, tm
     res = runner.invoke(app, [*args, "--tags-file", str(path), "--no-vocab"])
     assert res.exit_code == 0, res.output
     assert not (out / "vocab.json").exists() and not (out / "arrays.npz").exists()
-    assert (out / "tags.jsonl").is_file()
+    assert (out / "tags.jsonl").is_file() and "removed the previous tag vocabulary" in res.output
+
+
+def test_a_run_where_no_item_got_tags_fails_and_says_why(tags_file, tmp_path):
+    """Exit 1, an example of each failure reason, and notes on file ids that name no item; a shard
+    with nothing tagged is not a failure (under --workers it would stop the other shards)."""
+    _, ds = tags_file
+    keys = ds.items["key"].tolist()
+    path = tmp_path / "t.json"
+    # one refusal, one nested object, ids of no item; nothing usable (a key repeated inside an entry is
+    # that entry's problem, not the file's)
+    refusal, nested = (
+        f'"{keys[0]}": "Sorry, I cannot provide tags."',
+        f'"{keys[1]}": {{"tag": "a", "tag": "b"}}',
+    )
+    path.write_text(f'{{{refusal}, {nested}, "x1": ["a"], "x2": ["b"]}}')
+    args = ["tag", "--dataset", "demo", "--backend", "file", "--tags-file", str(path), "--quiet"]
+    res = runner.invoke(app, [*args, "--output", str(tmp_path / "o")])
+    assert res.exit_code == 1, res.output
+    assert "note: 2 of the 4 ids in t.json name no item of demo (e.g. 'x1')" in res.output
+    assert "failed refusal: 1 (e.g. 'Sorry, I cannot provide tags.')" in res.output
+    assert "error: no item got tags" in res.output and not (tmp_path / "o" / "vocab.json").exists()
+    shard = [*args, "--shard", "0/2", "--output", str(tmp_path / "s"), "--cache", str(tmp_path / "s.sqlite")]
+    res = runner.invoke(app, shard)
+    assert res.exit_code == 0, res.output
 
 
 def test_default_output_goes_under_artifacts(tags_file, tmp_path, monkeypatch):

@@ -140,6 +140,19 @@ def test_resume_refuses_other_configuration(tmp_path, demo_ds):
         run(_cfg(epochs=1, lr=0.01), tmp_path, progress=False, dataset=demo_ds)
 
 
+def test_checkpoint_fingerprint_is_the_one_from_before_model_params(tmp_path, demo_ds):
+    """Adding model.params must not orphan checkpoints written before it: unset, it is not hashed."""
+    import hashlib
+
+    cfg = _cfg(epochs=1)
+    run(cfg, tmp_path, progress=False, dataset=demo_ds)
+    state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    before = json.loads(cfg.model_dump_json())
+    del before["model"]["params"]  # the config JSON as the code before the field wrote it
+    text = json.dumps(before, separators=(",", ":")) + demo_ds.fingerprint()
+    assert state["fingerprint"] == hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def test_resume_refuses_a_checkpoint_trained_on_other_tags(tmp_path, demo_ds):
     """The checkpoint carries the tag vocabulary's fingerprint; one from before it did resumes as before."""
     run(_cfg(epochs=1), tmp_path, progress=False, dataset=demo_ds)

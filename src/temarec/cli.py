@@ -656,7 +656,14 @@ def tag(
     output: Annotated[
         Path | None, typer.Option(help="folder (default ARTIFACTS/tags/DATASET/SOURCE)")
     ] = None,
-    vocab: Annotated[bool, typer.Option("--vocab/--no-vocab", help="build the tag vocabulary")] = True,
+    vocab: Annotated[
+        bool,
+        typer.Option(
+            "--vocab/--no-vocab",
+            help="build the tag vocabulary (--no-vocab removes one already in the output folder: it would "
+            "not match the new tags)",
+        ),
+    ] = True,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
     workers: Annotated[
         int,
@@ -812,8 +819,11 @@ def tag(
     if by_workers is not None:  # the pass above only read what the workers wrote
         st["workers"] = by_workers
     t_voc = time.perf_counter()
+    had_vocab = (out_dir / "vocab.json").is_file()
     voc = write_tag_source(res, ds, out_dir, source, vocab=vocab and shard_t[1] == 1, progress=not quiet)
     n_vocab = None if voc is None else len(voc)
+    if had_vocab and voc is None:
+        typer.echo(f"removed the previous tag vocabulary of {out_dir}: it was built from other tags")
     if voc is not None:
         st["vocab_size"] = n_vocab
         st["vocab_seconds"] = round(time.perf_counter() - t_voc, 1)
@@ -849,16 +859,20 @@ def tag(
         + (f"; vocabulary {n_vocab:,} tags" if n_vocab else "")
     )
     if n_vocab == 0:
+        from temarec.tagging.normalize import MAX_CHARS, MAX_WORDS
+
         typer.echo(
-            f"warning: the vocabulary is empty: none of the {voc.meta['n_raw_tags']:,} tags survived "
-            "(a tag needs a letter, at most 6 words and 64 characters, is not a placeholder such as 'n/a', "
-            "and must be given to at least 2 items); features will have no tags from this source",
+            f"warning: the vocabulary is empty: none of the {voc.meta['n_raw_tags']:,} tags survived (a tag "
+            f"needs a letter, at most {MAX_WORDS} words and {MAX_CHARS} characters, is not a placeholder "
+            f"such as 'n/a', and must be given to at least {voc.meta['min_count']} items); features will "
+            "have no tags from this source",
             err=True,
         )
     typer.echo(f"wrote {out_dir}")
-    if st["tagged"] == 0 and st["selected"] > st["no_text"]:
+    if st["tagged"] == 0 and st["selected"] > st["no_text"] and shard_t[1] == 1:
         # every item with text failed: a broken server or model, not a result (the answers are cached,
-        # and transient failures are asked again on the next run)
+        # and transient failures are asked again on the next run). Not for a shard: it has no vocabulary
+        # anyway, and under --workers its exit code would stop the other shards.
         typer.secho(
             f"error: no item got tags ({st['failed']:,} failed; reasons above), so {out_dir} has no "
             "vocabulary",

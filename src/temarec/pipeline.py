@@ -66,7 +66,10 @@ def tag_catalogue(
     finally:
         be.close()
     vocab = write_tag_source(res, ds, out, source, progress=progress)
-    summary = dict(res.summary, vocab_size=0 if vocab is None else len(vocab), folder=str(out))
+    if vocab is None:  # said here, not later as "no tag source found" right after tagging
+        reasons = ", ".join(f"{r}: {n}" for r, n in res.summary["failed_by_reason"].items()) or "no text"
+        raise ValueError(f"{ds.name}: no item got tags from {backend} ({reasons}); see {out / 'tags.jsonl'}")
+    summary = dict(res.summary, vocab_size=len(vocab), folder=str(out))
     return slug(source), summary
 
 

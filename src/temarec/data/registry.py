@@ -50,7 +50,8 @@ def load_dataset(name_or_path: str, root: Path | None = None, demo_seed: int = 0
     if name_or_path == "demo":
         from temarec.data.demo import generate_demo
 
-        return generate_demo(seed=demo_seed)
+        # another seed is another catalogue under the same item keys: its own name keeps its tags apart
+        return generate_demo(seed=demo_seed, name="demo" if demo_seed == 0 else f"demo-seed{demo_seed}")
     folder = resolve(name_or_path, root)
     fmt = detect_format(folder)
     domains = KNOWN_DOMAINS.get(folder.name)

@@ -48,17 +48,18 @@ class FileBackend:
             raise ValueError("id_space must be 'key' or 'item_id'")
         blob = self.path.read_bytes()
         try:
-            data = json.loads(blob, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
-        except _DuplicateId as e:
-            raise BackendFatalError(
-                f"{self.path}: id {e.args[0]!r} is given twice; which tags are its?"
-            ) from None
+            twice: dict[int, str] = {}  # id(object) -> a key it repeats
+            data = json.loads(blob, parse_constant=_no_constant, object_pairs_hook=_keys_once(twice))
         except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError, NaN, too many digits
             raise BackendFatalError(f"{self.path}: not JSON ({e})") from None
         except RecursionError:
             raise BackendFatalError(f"{self.path}: not JSON (nested too deeply)") from None
         if not isinstance(data, dict):
             raise BackendFatalError(f"{self.path}: expected a JSON object of id -> list of tags")
+        if id(data) in twice:  # only the top level holds ids (a nested object is not a tag list anyway)
+            raise BackendFatalError(
+                f"{self.path}: id {twice[id(data)]!r} is given twice; which tags are its?"
+            )
         self.data: dict[str, object] = {str(k): v for k, v in data.items()}
         self.id_space = id_space
         self.rules = rules or FILE_RULES
@@ -105,19 +106,18 @@ class FileBackend:
         self.data = {}
 
 
-class _DuplicateId(ValueError):
-    pass
+def _keys_once(twice: dict[int, str]):  # noqa: ANN202 - a json object_pairs_hook
+    """An `object_pairs_hook` noting, per object built, a key it repeats: `json.loads` keeps the last of
+    two equal keys silently, and an id with two tag lists is ambiguous."""
 
+    def hook(pairs: list[tuple[str, object]]) -> dict:
+        out = dict(pairs)
+        if len(out) < len(pairs):
+            seen: set[str] = set()
+            twice[id(out)] = next(k for k, _ in pairs if k in seen or seen.add(k))
+        return out
 
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
-    """`json.loads` keeps the last of two equal keys silently; an id with two tag lists is ambiguous.
-    (Only the top level holds ids; nested objects are rejected later as not a list of tags.)"""
-    out: dict = {}
-    for k, v in pairs:
-        if k in out:
-            raise _DuplicateId(k)
-        out[k] = v
-    return out
+    return hook
 
 
 def _no_constant(name: str) -> object:

@@ -2,7 +2,8 @@
 
 `normalize_tag` applies, in order:
 
-1. Unicode NFKD with accents dropped ("crème brûlée" -> "creme brulee"), case folded.
+1. Unicode NFKD with the accents of Latin letters dropped ("crème brûlée" -> "creme brulee"), case
+   folded; marks that belong to letters of other scripts (й, ブ, Devanagari vowel signs) are kept.
 2. List decorations removed: leading numbering / bullets / "#", surrounding quotes and brackets.
 3. "&" between words becomes "and"; a possessive "'s" is dropped; every other character that is not a
    letter, digit (of any script: "smørrebrød", "抹茶" are kept) or space (hyphen, slash, dot, underscore,
@@ -241,11 +242,37 @@ _NON_WORD = re.compile(r"(?:[^\w ]|_)+")
 _ARTICLES = ("a", "an", "the")
 
 
+def _latin(cp: int) -> bool:
+    """Basic Latin to Latin Extended-B, Latin Extended Additional, -C and -D."""
+    return cp < 0x250 or 0x1E00 <= cp <= 0x1EFF or 0x2C60 <= cp <= 0x2C7F or 0xA720 <= cp <= 0xA7FF
+
+
 def fold_text(text: str) -> str:
-    """NFKD with accents dropped and case folded; typographic quotes become plain apostrophes."""
+    """NFKD with the accents of Latin letters dropped, case folded; typographic quotes become plain
+    apostrophes. Marks on letters of other scripts are part of them (й, ブ, Devanagari vowel signs) and
+    are kept, recomposed (NFC)."""
     text = text.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
     decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    if decomposed.isascii():
+        return decomposed.casefold()
+    out: list[str] = []
+    base = 0  # code point of the last character that is not a combining mark
+    for c in decomposed:
+        if unicodedata.combining(c):
+            if _latin(base):
+                continue
+        else:
+            base = ord(c)
+        out.append(c)
+    return unicodedata.normalize("NFC", "".join(out)).casefold()
+
+
+def _spaces_for_non_word(text: str) -> str:
+    """`_NON_WORD` for text beyond ASCII: marks (Mn, Mc, Me: vowel signs, viramas) stay inside words."""
+    return "".join(
+        c if c == " " or (c.isalnum() and c != "_") or unicodedata.category(c)[0] == "M" else " "
+        for c in text
+    )
 
 
 def normalize_words(text: str) -> list[str]:
@@ -255,7 +282,7 @@ def normalize_words(text: str) -> list[str]:
     t = _AMP.sub(" and ", t)
     t = _POSSESSIVE.sub("", t)
     t = _INNER_APOS.sub("", t)
-    t = _NON_WORD.sub(" ", t)
+    t = _NON_WORD.sub(" ", t) if t.isascii() else _spaces_for_non_word(t)
     words = t.split()
     while words and words[0] in _ARTICLES:
         words = words[1:]

@@ -8,10 +8,11 @@ completion is retried the same way. Structured output is asked for where the ser
 first, then JSON object mode (with the schema, as llama.cpp's servers accept it), then plain text; the first
 format a server rejects (HTTP 400/422) is dropped for the rest of the run. A bad key or unknown model stops
 the run (`BackendFatalError`) instead of failing every item, and so does a server that never answers: when
-one request has used up its retries on network errors, timeouts, 429 or 5xx before any request of this
-backend succeeded, the run stops (a server that is down, a wrong URL or a timeout too short for the model
-would otherwise cost every item its full backoff). After a first success, such failures are per item and
-transient (asked again by the next run).
+`give_up_after` items (the concurrency, at least 3) have used up their retries on network errors or
+timeouts before any request of this backend succeeded, the run stops (a server that is down, a wrong URL
+or a timeout too short for the model would otherwise cost every item its full backoff). Fewer such items,
+or any after a first success, fail on their own and are transient (asked again by the next run); so do
+429 and 5xx answers, which come from a server that is up.
 
 The cache identity is the model name the server reports plus the decoding settings, not the URL: moving
 a server keeps its answers. Two servers serving different weights under one model name need their own
@@ -143,6 +144,10 @@ class OpenAIBackend(ChatTagger):
         self.max_rps = float(max_rps) if max_rps is not None else None
         self._next_slot = 0.0  # monotonic time the next request may go (kept across batches)
         self._reached = False  # some request got a 200: failures are the item's, not the server's
+        self._given_up = 0  # items that used up their retries on network errors or timeouts, before that
+        #: that many such items without any success stop the run (one or two may be items the server
+        #: cannot answer in time, left for a rerun; a whole first wave of requests is the server)
+        self.give_up_after = max(3, self.concurrency)
 
     # ---- identity --------------------------------------------------------------------------------
     @property
@@ -187,11 +192,20 @@ class OpenAIBackend(ChatTagger):
             asyncio.get_running_loop()
         except RuntimeError:
             return asyncio.run(coro_factory())
-        # called from inside an event loop (a notebook): run ours in a thread
+        # called from inside an event loop (a notebook): run ours in a thread, and its errors here
         box: dict = {}
-        t = threading.Thread(target=lambda: box.setdefault("r", asyncio.run(coro_factory())), daemon=True)
+
+        def work() -> None:
+            try:
+                box["r"] = asyncio.run(coro_factory())
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread below
+                box["e"] = e
+
+        t = threading.Thread(target=work, daemon=True)
         t.start()
         t.join()
+        if "e" in box:
+            raise box["e"]
         return box["r"]
 
     async def _tag_all(self, requests: list[TagRequest], pass_: Pass) -> list[TagResult]:
@@ -296,16 +310,18 @@ class OpenAIBackend(ChatTagger):
                 else:  # other 4xx: this request is bad, retrying will not help
                     return f"HTTP {r.status_code}: {r.text[:300]}", HTTP
             if k >= self.max_retries:
-                if not self._reached and last[0] in (NETWORK, TIMEOUT, HTTP):
-                    hint = (
-                        f"; a slow model may need more than --timeout {self.timeout:g}"
-                        if last[0] == TIMEOUT
-                        else ""
-                    )
-                    raise BackendFatalError(
-                        f"{url}: no request has succeeded yet, and this one failed {k + 1} times (last: "
-                        f"{last[1]}); is the server up at {self.base_url}?{hint}"
-                    )
+                if last[0] in (NETWORK, TIMEOUT) and not self._reached:
+                    self._given_up += 1
+                    if self._given_up >= self.give_up_after:
+                        hint = (
+                            f"; a slow model (or long items) may need more than --timeout {self.timeout:g}"
+                            if last[0] == TIMEOUT
+                            else ""
+                        )
+                        raise BackendFatalError(
+                            f"{url}: no request has succeeded yet, and {self._given_up} items used up their "
+                            f"{k + 1} attempts (last: {last[1]}); is the server up at {self.base_url}?{hint}"
+                        )
                 return last[1], last[0]
             await asyncio.sleep(self._delay(k, retry_after))
             k += 1

@@ -169,11 +169,12 @@ class TagVocab:
         Returns False when the vocabulary predates `item_keys_sha256`, so only the count and the domains
         could be checked (the caller can check the keys another way).
         """
-        if self.n_items != len(keys) or not np.array_equal(self.item_domain[1:], np.asarray(item_domain)[1:]):
+        if self.n_items != len(keys):
             raise TagVocabError(
-                f"{where}: built for another catalogue ({self.n_items} items; this one has {len(keys)}, "
-                "or their domains differ)"
+                f"{where}: built for another catalogue ({self.n_items} items; this one has {len(keys)})"
             )
+        if not np.array_equal(self.item_domain[1:], np.asarray(item_domain)[1:]):
+            raise TagVocabError(f"{where}: built for another catalogue (its items' domains differ)")
         want = self.meta.get("item_keys_sha256")
         if want is None:
             return False

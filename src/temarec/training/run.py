@@ -195,7 +195,9 @@ def run(cfg: RunConfig, output: Path, progress: bool = True, dataset=None, overw
     fit_info: dict = {}
     if model.trainable:
         selector = valid_eval[protocols[0]]
-        fingerprint = hashlib.sha256((cfg_json + ds.fingerprint()).encode()).hexdigest()[:16]
+        # without model.params while it is empty: checkpoints written before the field existed resume
+        fp_json = cfg_json if cfg.model.params else cfg.model_dump_json(exclude={"model": {"params"}})
+        fingerprint = hashlib.sha256((fp_json + ds.fingerprint()).encode()).hexdigest()[:16]
         trainer = Trainer(
             model,
             split.train,
