@@ -99,6 +99,25 @@ def test_data_export_names_the_copy_after_its_folder(tmp_path):
     assert not (tmp_path / "c").exists()
 
 
+def test_data_export_never_replaces_a_dataset_unasked(tmp_path):
+    """An exported copy gets edited: exporting into it again must not silently undo the edits."""
+    shop = tmp_path / "shop"
+    assert runner.invoke(app, ["data", "export", "demo", str(shop)]).exit_code == 0
+    (shop / "items.csv").write_text((shop / "items.csv").read_text().replace("Tea", "Tee"))
+    edited = (shop / "items.csv").read_bytes()
+    res = runner.invoke(app, ["data", "export", "demo", str(shop)])
+    assert (
+        res.exit_code == 2
+        and "already holds a dataset (dataset.json, interactions.csv, items.csv)" in res.output
+    )
+    assert (shop / "items.csv").read_bytes() == edited
+    assert runner.invoke(app, ["data", "export", "demo", str(shop), "--overwrite"]).exit_code == 0
+    assert (shop / "items.csv").read_bytes() != edited
+    (tmp_path / "f.json").write_text("{}")
+    res = runner.invoke(app, ["data", "export", "demo", str(tmp_path / "f.json")])
+    assert res.exit_code == 2 and "f.json is a file" in res.output
+
+
 def test_import_amazon_errors_are_one_line(tmp_path):
     good = tmp_path / "b.json"
     good.write_text('{"reviewerID": "u", "asin": "b", "unixReviewTime": 1}\n')

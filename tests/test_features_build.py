@@ -276,13 +276,19 @@ def test_features_command_prints_summary_and_cache_hits(small_demo, warm, counti
     args = ["features-command", "--dataset", str(folder), "--set", "features.tags=none", "--quiet"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
-    assert ": 110 items" in res.output.splitlines()[0] and '"text"' in res.output
+    assert ": 110 items" in res.output.splitlines()[0] and "  text: dim=384, items=" in res.output
     assert "computed=0" in res.output and counting.calls == 0
     res = CliRunner().invoke(app, [*args, "--json"])
     doc = json.loads(res.output)
     assert doc["build"]["text"]["computed"] == 0 and doc["build"]["text"]["cached"] > 0
     res = CliRunner().invoke(app, [*args[:-3], "--set", "features.tags=nope", "--quiet"])
     assert res.exit_code == 2 and "not found" in res.output
+    res = CliRunner().invoke(app, [*args, "--set", "model.hidden=3"])  # one line, not pydantic's dump
+    assert (
+        res.exit_code == 2
+        and "field 'model.hidden': Input should be greater than or equal to 4" in res.output
+    )
+    assert "pydantic.dev" not in res.output
 
 
 def test_vocabulary_merging_embeds_each_tag_string_once(small_demo, counting):
@@ -299,3 +305,28 @@ def test_vocabulary_merging_embeds_each_tag_string_once(small_demo, counting):
     # the same merges as the encoder called directly
     plain = build_vocab(_demo_tags(ds), None, ds.item_domain, encoder=counting, merge_threshold=0.8)
     assert plain.tags == first.tags and plain.merge_map == first.merge_map
+
+
+def test_a_tag_reading_model_without_any_tag_source_is_warned_about(small_demo, counting, caplog):
+    """tema with features.tags=auto and nothing tagged trains without its tags: said, not silent;
+    features.tags=none says that this is meant."""
+    from temarec.config import RunConfig
+    from temarec.training.run import features_for
+
+    cfg = RunConfig.model_validate({"model": {"name": "tema", "use_text": False}})
+    with caplog.at_level("WARNING", logger="temarec.training.run"):
+        assert features_for(small_demo, cfg, progress=False).tag_ids is None
+    assert "no tag vocabulary for dataset 'demo': tema runs without tags" in caplog.text
+    caplog.clear()
+    cfg.features.tags = "none"
+    with caplog.at_level("WARNING", logger="temarec.training.run"):
+        features_for(small_demo, cfg, progress=False)
+    assert not caplog.records
+
+
+def test_rerun_hints_name_a_dataset_the_way_it_can_be_loaded(small_demo, tmp_path):
+    from temarec.data.canonical import load_canonical, write_canonical
+
+    assert fb.dataset_argument(small_demo) == "demo"  # its source is a module, not a folder
+    write_canonical(small_demo, tmp_path / "shop")
+    assert fb.dataset_argument(load_canonical(tmp_path / "shop")) == str(tmp_path / "shop")

@@ -169,3 +169,13 @@ def test_model_params_must_be_json(params):
 
     with pytest.raises(ValueError, match="model.params must hold JSON values"):
         ModelConfig(params=params)
+
+
+def test_model_params_are_refused_for_builtin_models():
+    """Built-in models read ModelConfig's own fields; a parameter there would be ignored silently."""
+    from temarec.config import ModelConfig
+
+    with pytest.raises(
+        ValueError, match=r"model.params \(pool\) is for models of your own; sasrec reads none"
+    ):
+        ModelConfig(name="sasrec", params={"pool": "max"})

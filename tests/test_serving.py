@@ -422,6 +422,46 @@ def test_a_run_loaded_on_other_data_or_with_broken_weights_is_refused(served, de
         load_run(broken, dataset=demo_ds)
 
 
+def test_an_unfinished_run_is_checked_against_its_checkpoint(served, demo_ds, tmp_path, monkeypatch):
+    """Without metrics.json (training interrupted), the checkpoint's fingerprint says what it was
+    trained on: the same data loads, other data is refused (it used to be served silently)."""
+    from temarec.data.demo import generate_demo
+
+    out, art = served
+    monkeypatch.setenv("TEMAREC_ARTIFACTS", str(art))
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(out, unfinished)
+    (unfinished / "metrics.json").unlink()
+    assert (unfinished / "checkpoint.pt").is_file()
+    assert load_run(unfinished, dataset=demo_ds).model is not None
+    with pytest.raises(RunLoadError, match=r"checkpoint.pt: this unfinished run was trained on other data"):
+        load_run(unfinished, dataset=generate_demo(seed=1))
+
+
+def test_a_run_whose_tags_were_rebuilt_is_refused(served, demo_ds, tmp_path, monkeypatch):
+    """evaluate, recommend and serve read the tag source by name: re-tagged, it would give the model's
+    items other tags (and evaluate would write numbers of other tags into the run folder)."""
+    from temarec.tagging.vocab import TagVocab, build_vocab
+
+    out, art = served
+    art2 = tmp_path / "art"
+    shutil.copytree(art, art2)
+    monkeypatch.setenv("TEMAREC_ARTIFACTS", str(art2))
+    (folder,) = [p.parent for p in (art2 / "tags").glob("*/*/vocab.json")]
+    old = TagVocab.load(folder)
+    tags = {i: [t for t, _ in old.item_tags(i)][::-1] for i in range(1, old.n_items + 1) if old.item_tags(i)}
+    build_vocab(tags, None, demo_ds.item_domain, source=folder.name).save(folder)  # same tags, other order
+    with pytest.raises(
+        RunLoadError, match=r"trained with another tag vocabulary \(fingerprint \w+ in metrics"
+    ):
+        load_run(out, dataset=demo_ds)
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(out, unfinished)
+    (unfinished / "metrics.json").unlink()
+    with pytest.raises(RunLoadError, match=r"another tag vocabulary \(fingerprint \w+ in checkpoint.pt"):
+        load_run(unfinished, dataset=demo_ds)
+
+
 def test_recommend_and_serve_cli_refuse_bad_outputs_and_ports(served, tmp_path, monkeypatch):
     out, art = served
     monkeypatch.setenv("TEMAREC_ARTIFACTS", str(art))

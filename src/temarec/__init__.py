@@ -27,8 +27,8 @@ _API = {
     "evaluate_run": "temarec.training.run",
     "compare_runs": "temarec.evaluation.compare",
     "load_run": "temarec.serving.load",
-    "recommend": "temarec.serving.recommend",
     "explained_recommendations": "temarec.serving.recommend",
+    "explained_recommendations_for_histories": "temarec.serving.recommend",
 }
 __all__ = [  # the same names as _API (a literal, so that linters see what is exported)
     "__version__",
@@ -44,8 +44,8 @@ __all__ = [  # the same names as _API (a literal, so that linters see what is ex
     "evaluate_run",
     "compare_runs",
     "load_run",
-    "recommend",
     "explained_recommendations",
+    "explained_recommendations_for_histories",
 ]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time `__getattr__` imports on first use
@@ -58,7 +58,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time `__getattr__` impor
     from temarec.models.base import RecModel
     from temarec.pipeline import tag_catalogue
     from temarec.serving.load import load_run
-    from temarec.serving.recommend import explained_recommendations, recommend
+    from temarec.serving.recommend import explained_recommendations, explained_recommendations_for_histories
     from temarec.training.run import evaluate_run, run
 
 

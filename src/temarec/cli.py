@@ -28,6 +28,19 @@ def _fail(msg: str) -> None:
     raise typer.Exit(2)
 
 
+def _check_data_folder(out: Path, overwrite: bool) -> None:
+    """OUT must be a folder (or not exist yet), and a dataset already there is replaced only when asked."""
+    from temarec.data.canonical import INTERACTIONS, ITEMS
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        _fail(f"{out} is a file; give the folder to write the dataset into")
+    names = {f"{n}.{ext}" for n in (ITEMS, INTERACTIONS) for ext in ("csv", "parquet")} | {"dataset.json"}
+    there = sorted(p.name for p in out.glob("*") if p.name in names) if out.is_dir() else []
+    if there and not overwrite:
+        _fail(f"{out} already holds a dataset ({', '.join(there)}); use --overwrite to replace it")
+
+
 def _check_format(fmt: str) -> None:
     from temarec.data.canonical import FORMATS
 
@@ -77,11 +90,13 @@ def data_export(
             help="the name dataset.json gives the copy (default: OUT's folder name); tags are kept by name"
         ),
     ] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace a dataset already in OUT")] = False,
 ) -> None:
     """Write a dataset (e.g. 'demo') as canonical items + interactions files."""
     from temarec.data.canonical import write_canonical
 
     _check_format(fmt)
+    _check_data_folder(out, overwrite)
     ds = _load(dataset)
     try:
         write_canonical(ds, out, fmt=fmt, name=name or Path(out).resolve().name)
@@ -103,6 +118,7 @@ def data_import_amazon(
     min_per_domain: int = 1,
     max_len: Annotated[int | None, typer.Option(help="keep the latest N interactions per user")] = None,
     fmt: Annotated[str, typer.Option("--format")] = "parquet",
+    overwrite: Annotated[bool, typer.Option(help="replace a dataset already in OUT")] = False,
 ) -> None:
     """Import raw Amazon reviews + metadata (2014 or 2018 schema) of two categories."""
     from temarec.data import DataFormatError
@@ -110,6 +126,7 @@ def data_import_amazon(
     from temarec.data.canonical import write_canonical
 
     _check_format(fmt)  # before hours of parsing, not after
+    _check_data_folder(out, overwrite)
     try:
         ds = import_amazon(
             AmazonSource(name=a_name, reviews=a_reviews, meta=a_meta),
@@ -809,7 +826,7 @@ def tag(
                 by_workers = _tag_with_workers(ds, be, store, run_opts, workers, out_dir, worker_args)
             res = tag_dataset(ds, be, store, run_opts)
     except BackendFatalError as e:
-        _fail(f"{e} (answers so far are cached in {cache_path})")
+        _fail(f"{e} (any answers received before it are kept in {cache_path})")
     finally:
         be.close()
     st = res.summary

@@ -170,6 +170,17 @@ class ModelConfig(_Strict):
             raise ValueError(f"model.params must hold JSON values (numbers, strings, lists): {e}") from None
 
     @model_validator(mode="after")
+    def _params_are_for_own_models(self) -> ModelConfig:
+        from temarec.models import BUILTIN_MODELS  # here: the models import torch
+
+        if self.params and self.name in BUILTIN_MODELS:  # a typo'd setting would be ignored silently
+            raise ValueError(
+                f"model.params ({', '.join(self.params)}) is for models of your own; {self.name} reads "
+                "none (its settings are model.hidden, model.layers...)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _id_only_turns_content_off(self) -> ModelConfig:
         """Also after an assignment (`cfg.model.id_only = True`): validate_assignment reruns it."""
         if self.id_only:

@@ -53,6 +53,13 @@ FLUSH_EVERY = 8192
 #: larger LLM than the packaged SmolLM2-135M; keyphrases (no LLM) are the fallback.
 TAG_SOURCE_PREFERENCE = ("openai", "file", "llamacpp", "keyphrase")
 _OFF = {"", "none", "off", "false", "no"}
+
+
+def tags_off(spec: str | None) -> bool:
+    """`features.tags` turns tags off (None, none, off...), as opposed to naming a source or `auto`."""
+    return spec is None or spec.strip().lower() in _OFF
+
+
 KEY_BYTES = 16
 
 
@@ -330,7 +337,7 @@ def tag_sources(dataset_name: str) -> list[str]:
 
 def resolve_tag_source(dataset_name: str, spec: str | None) -> Path | None:
     """The vocabulary folder for `spec` (`auto`, a source name, or a folder); None when tags are off."""
-    if spec is None or spec.strip().lower() in _OFF:
+    if tags_off(spec):
         return None
     root = tags_root(dataset_name)
     available = tag_sources(dataset_name)
@@ -419,8 +426,11 @@ def build_item_features(
     if use_tags:
         folder = resolve_tag_source(ds.name, cfg.tags)
         if folder is None:
-            off = cfg.tags is None or cfg.tags.strip().lower() in _OFF
-            why = "features.tags is off" if off else f"no tag vocabulary for {ds.name!r}; run `temarec tag`"
+            why = (
+                "features.tags is off"
+                if tags_off(cfg.tags)
+                else f"no tag vocabulary for {ds.name!r}; run `temarec tag`"
+            )
             report.modalities["tags"] = {"items": 0, "notes": [why]}
         else:
             kw.update(_tag_features(ds, folder, cfg, encoder, progress, report))
@@ -455,6 +465,17 @@ def build_item_features(
     return feats, report
 
 
+def dataset_argument(ds: CDDataset) -> str:
+    """What `--dataset` takes to load `ds` again: its name when the data root holds it under that name
+    (or it is the demo), else its folder."""
+    from temarec.settings import data_root
+
+    folder = Path(ds.source) if ds.source else None  # the demo's source is a module name
+    if folder is not None and folder.is_dir() and folder.resolve() != (data_root() / ds.name).resolve():
+        return str(ds.source)
+    return ds.name
+
+
 def check_tag_catalogue(vocab, folder: Path, ds: CDDataset) -> None:
     """Raise ValueError unless `vocab` (saved in `folder`) was built for `ds`'s items in `ds`'s order.
 
@@ -466,7 +487,7 @@ def check_tag_catalogue(vocab, folder: Path, ds: CDDataset) -> None:
     from temarec.tagging.vocab import TagVocabError
 
     keys = ds.items["key"].to_numpy()
-    rerun = f"; rerun `temarec tag --dataset {ds.name}`"
+    rerun = f"; rerun `temarec tag --dataset {dataset_argument(ds)}`"
     try:
         if vocab.check_catalogue(keys, ds.item_domain, where=f"tag vocabulary {folder}"):
             return

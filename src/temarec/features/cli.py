@@ -25,7 +25,7 @@ def features_command(
     """Text, tag and image features of every item, cached by content so a rerun is free."""
     from pydantic import ValidationError
 
-    from temarec.config import load_config
+    from temarec.config import brief, load_config
     from temarec.data import DataFormatError, DatasetNotFoundError, load_dataset
     from temarec.features.build import build_item_features
     from temarec.features.image import ImageFeatureError
@@ -49,7 +49,7 @@ def features_command(
         ImageFeatureError,
         TagVocabError,
     ) as e:
-        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        typer.secho(f"error: {brief(e)}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     seconds = round(time.perf_counter() - t0, 2)
     if as_json:
@@ -57,7 +57,9 @@ def features_command(
         typer.echo(json.dumps({**doc, "seconds": seconds}, indent=2, default=str))
         return
     typer.echo(f"{ds.name}: {ds.n_items:,} items")
-    typer.echo(json.dumps(feats.describe(), indent=2))
+    for name, value in feats.describe().items():  # the features, then how this build got them
+        shown = ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value
+        typer.echo(f"  {name}: {shown}")
     for line in report.lines():
         typer.echo(line)
     typer.echo(f"done in {seconds:.1f}s")

@@ -15,6 +15,8 @@ from temarec.models.sasrec_single import SASRecSingle
 from temarec.models.tema import TEMA
 
 MODELS: dict[str, type[RecModel]] = {m.name: m for m in (Pop, GRU4Rec, SASRec, SASRecSingle, TEMA, C2DSR)}
+#: temarec's own models: their settings are ModelConfig's fields; `model.params` is for the others
+BUILTIN_MODELS = frozenset(MODELS)
 #: installed packages add models under this entry-point group (`name = "package.module:Class"`), so that
 #: the command line and the bench's subprocesses find them too
 ENTRY_POINT_GROUP = "temarec.models"

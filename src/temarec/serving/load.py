@@ -9,11 +9,13 @@ unpickled.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+import torch
 from pydantic import ValidationError
 from safetensors import SafetensorError
 
@@ -24,8 +26,10 @@ from temarec.data.splits import Split, get_split
 from temarec.features.item_features import ItemFeatures
 from temarec.models import build_model
 from temarec.models.base import RecModel
-from temarec.training.run import features_for
-from temarec.training.trainer import BEST, load_weights
+from temarec.training.run import features_for, run_fingerprint
+from temarec.training.trainer import BEST, CHECKPOINT, load_weights
+
+log = logging.getLogger(__name__)
 
 
 class RunLoadError(ValueError):
@@ -88,27 +92,59 @@ def read_run_config(path: Path) -> RunConfig:
         raise RunLoadError(f"{f}: field '{field}': {err['msg']}") from None
 
 
-def _check_same_data(path: Path, ds: CDDataset) -> None:
+def _check_same_data(path: Path, ds: CDDataset, cfg: RunConfig) -> dict:
     """The data must be what the run was trained on: an edited catalogue or config can keep the item
-    count (so the weights load) and still serve other users' histories. `metrics.json` records it."""
+    count (so the weights load) and still serve other users' histories. A finished run's `metrics.json`
+    records it; an unfinished run's checkpoint carries a fingerprint of its settings and data. Returns
+    what the run was trained on (for `_check_same_tags`)."""
     f = path / "metrics.json"
-    if not f.is_file():
-        return
+    if f.is_file():
+        try:
+            doc = json.loads(f.read_text(encoding="utf-8"))
+            trained_on, trained_name = doc.get("data_fingerprint"), doc.get("dataset")
+            tags = ((doc.get("features") or {}).get("tags") or {}).get("fingerprint")
+        except (OSError, ValueError, AttributeError):
+            return {}  # an unreadable metrics file says nothing about the data; the weights are checked below
+        if trained_on and trained_on != ds.fingerprint():
+            # run(cfg, dataset=obj) trains on an object that config.json cannot name
+            given = "a run trained from a dataset object given to run(..., dataset=...) loads with the same "
+            given += "object: load_run(path, dataset=...)"
+            hint = f"the dataset, or the run's config.json, changed since; or {given}"
+            if trained_name and trained_name != ds.name:
+                hint = f"it was trained on {trained_name!r}; {given}"
+            raise RunLoadError(
+                f"{path} was trained on other data than {ds.name!r} is now (data fingerprint {trained_on} "
+                f"in metrics.json, {ds.fingerprint()} now; it covers the name, item domains and sequences): "
+                f"{hint}"
+            )
+        return {"tags": tags, "where": f}
+    ckpt = path / CHECKPOINT
+    if not ckpt.is_file():
+        return {}
     try:
-        doc = json.loads(f.read_text(encoding="utf-8"))
-        trained_on, trained_name = doc.get("data_fingerprint"), doc.get("dataset")
-    except (OSError, ValueError, AttributeError):
-        return  # an unreadable metrics file says nothing about the data; the weights are checked below
-    if trained_on and trained_on != ds.fingerprint():
-        # run(cfg, dataset=obj) trains on an object that config.json cannot name
-        given = "a run trained from a dataset object given to run(..., dataset=...) loads with the same "
-        given += "object: load_run(path, dataset=...)"
-        hint = f"the dataset, or the run's config.json, changed since; or {given}"
-        if trained_name and trained_name != ds.name:
-            hint = f"it was trained on {trained_name!r}; {given}"
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a damaged checkpoint: the weights file is checked below
+        log.warning("%s: unreadable (%s); the run's data cannot be checked", ckpt, type(e).__name__)
+        return {}
+    if state.get("fingerprint") != run_fingerprint(cfg, ds):
         raise RunLoadError(
-            f"{path} was trained on other data than {ds.name!r} is now (data fingerprint {trained_on} in "
-            f"metrics.json, {ds.fingerprint()} now; it covers the name, item domains and sequences): {hint}"
+            f"{ckpt}: this unfinished run was trained on other data than {ds.name!r} is now, or with other "
+            "settings than its config.json says (the checkpoint's fingerprint differs); its weights would "
+            "score the wrong items"
+        )
+    return {"tags": state.get("tags_fingerprint") or None, "where": ckpt}
+
+
+def _check_same_tags(path: Path, trained: dict, features: ItemFeatures | None) -> None:
+    """The tag vocabulary must be the one the run was trained with: re-tagging into the same source
+    keeps the model's shapes only when the vocabulary size does, and then gives items other tags."""
+    want = trained.get("tags")
+    have = features.tag_fingerprint if features is not None else None
+    if want and want != have:
+        raise RunLoadError(
+            f"{path} was trained with another tag vocabulary (fingerprint {want} in {trained['where'].name}, "
+            f"{have or 'no tags'} now): the tags were rebuilt since (`temarec tag` into the same source); "
+            "retrain the run, or restore its tags"
         )
 
 
@@ -121,9 +157,10 @@ def load_run(path: str | Path, dataset: CDDataset | None = None, progress: bool 
     path = Path(path)
     cfg = read_run_config(path)
     ds = dataset if dataset is not None else load_dataset(cfg.data.dataset, demo_seed=cfg.data.demo_seed)
-    _check_same_data(path, ds)
+    trained = _check_same_data(path, ds, cfg)
     split = get_split(ds, cfg.data.split)
     features = features_for(ds, cfg, progress)
+    _check_same_tags(path, trained, features)
     model = build_model(ds.info(), cfg.model, cfg.data.max_len, features=features)
     model.fit_static(split.train)
     if model.trainable:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import platform
 import resource
 import subprocess
@@ -24,6 +25,8 @@ from temarec.files import atomic_write
 from temarec.models import build_model, needs_features
 from temarec.settings import artifacts_root, slug
 from temarec.training.trainer import BEST, CHECKPOINT, Trainer
+
+log = logging.getLogger(__name__)
 
 
 def machine_info() -> dict:
@@ -107,12 +110,20 @@ def features_for(ds, cfg: RunConfig, progress: bool = True):
     """The item features the configured model reads (built once, then from the cache), or None."""
     if not needs_features(cfg.model.name):
         return None
-    from temarec.features.build import load_item_features
+    from temarec.features.build import load_item_features, tags_off
 
     m = cfg.model
-    return load_item_features(
+    feats = load_item_features(
         ds, cfg.features, progress=progress, use_text=m.use_text, use_tags=m.use_tags, use_image=m.use_image
     )
+    if m.use_tags and feats.tag_ids is None and not tags_off(cfg.features.tags):  # tema without its tags
+        log.warning(
+            "no tag vocabulary for dataset %r: %s runs without tags (run `temarec tag --dataset ...` first, "
+            "or set features.tags=none to say that this is meant)",
+            ds.name,
+            m.name,
+        )
+    return feats
 
 
 #: what `run` writes in a run folder (`overwrite` removes these, and nothing else)
@@ -126,6 +137,13 @@ RUN_FILES = (
     BEST,
     CHECKPOINT,
 )
+
+
+def run_fingerprint(cfg: RunConfig, ds) -> str:
+    """What a run's checkpoint must match to be resumed (or served before it finished): its settings
+    and its data. Without model.params while that is empty, so checkpoints from before it resume."""
+    text = cfg.model_dump_json() if cfg.model.params else cfg.model_dump_json(exclude={"model": {"params"}})
+    return hashlib.sha256((text + ds.fingerprint()).encode()).hexdigest()[:16]
 
 
 class RunFolderError(ValueError):
@@ -195,9 +213,7 @@ def run(cfg: RunConfig, output: Path, progress: bool = True, dataset=None, overw
     fit_info: dict = {}
     if model.trainable:
         selector = valid_eval[protocols[0]]
-        # without model.params while it is empty: checkpoints written before the field existed resume
-        fp_json = cfg_json if cfg.model.params else cfg.model_dump_json(exclude={"model": {"params"}})
-        fingerprint = hashlib.sha256((fp_json + ds.fingerprint()).encode()).hexdigest()[:16]
+        fingerprint = run_fingerprint(cfg, ds)
         trainer = Trainer(
             model,
             split.train,

@@ -120,15 +120,16 @@ class Trainer:
         state = torch.load(path, weights_only=True)
         if state.get("fingerprint") != self.fingerprint:
             raise ResumeError(
-                f"{path} was written by a run with another configuration; use a new --output folder "
-                "or remove the checkpoint"
+                f"{path} was written by a run with another configuration or on other data (when the "
+                "settings are the same, the dataset changed since); use a new --output folder, or "
+                "--overwrite to train anew there"
             )
         stored_tags = state.get("tags_fingerprint") or None  # absent: written before tags were hashed
         if stored_tags is not None and stored_tags != self.tags_fingerprint:
             raise ResumeError(
                 f"{path} was trained on another tag vocabulary ({stored_tags}, now "
-                f"{self.tags_fingerprint or 'none'}: re-tagged since?); use a new --output folder or "
-                "remove the checkpoint"
+                f"{self.tags_fingerprint or 'none'}: re-tagged since?); use a new --output folder, or "
+                "--overwrite to train anew there"
             )
         try:
             self.model.load_state_dict(state["model"])
