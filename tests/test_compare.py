@@ -99,6 +99,10 @@ def test_compare_refuses_runs_ranked_differently(tmp_path):
     compare_runs([fa], b, ["full"])  # runs that did not record it are not refused for it
     with pytest.raises(ValueError, match="no metrics for protocol 'uni999'.*temarec evaluate"):
         compare_runs(a, b, ["uni999"])
+    (b[0] / "metrics.json").rename(b[0] / "moved.json")  # an unfinished run: evaluate would refuse it
+    with pytest.raises(ValueError, match="no metrics.json, so its training has not finished"):
+        compare_runs(a, b, ["full"])
+    (b[0] / "moved.json").rename(b[0] / "metrics.json")
     with pytest.raises(ValueError, match="both groups"):
         compare_runs(a, [a[0]], ["full"])
     (a[1] / "ranks-full.npz").unlink()

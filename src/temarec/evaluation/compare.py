@@ -44,6 +44,11 @@ def metrics_doc(run_dir: Path, protocol: str) -> dict:
         raise ValueError(f"{run_dir}: not a run folder")
     path, ranks = metrics_files(run_dir, read_run_config(run_dir), protocol)
     if not path.is_file():
+        if not (run_dir / "metrics.json").is_file():  # evaluate refuses these: say what does help
+            raise ValueError(
+                f"{run_dir}: no metrics.json, so its training has not finished; rerun its `temarec train` "
+                "command to resume it, then compare"
+            )
         raise ValueError(
             f"{run_dir}: no metrics for protocol {protocol!r} ({path.name}; "
             f"`temarec evaluate {run_dir} --protocol {protocol}` adds another protocol)"
