@@ -264,6 +264,19 @@ def test_recommendations_for_sent_histories(served, demo_ds, monkeypatch):
         assert [it["because"] for it in a["items"]] == [it["because"] for it in b["items"]]
         assert np.allclose([it["score"] for it in a["items"]], [it["score"] for it in b["items"]], atol=1e-5)
     assert all(len(r["items"]) == 5 for r in sent[4:])  # an empty history still gets recommendations
+    # ... the training data's most popular items of the domain, said to be so (not the model's
+    # all-padding state, which ranks items arbitrarily)
+    assert [r["basis"] for r in sent] == ["model"] * 4 + ["popularity"] * 2
+    train = loaded.split.train.values
+    for r in sent[4:]:
+        d = demo_ds.domains.index(r["domain"])
+        counts = np.bincount(train, minlength=demo_ds.info().n_items + 1)
+        counts[demo_ds.item_domain != d] = -1
+        top = set(np.argsort(-counts, kind="stable")[:5].tolist())
+        ids = [loaded.item_index[it["item"]] for it in r["items"]]
+        assert set(ids) == top or [counts[i] for i in ids] == sorted(counts[list(top)], reverse=True)
+        assert [it["score"] for it in r["items"]] == sorted((it["score"] for it in r["items"]), reverse=True)
+        assert all(it["because"] == [] for it in r["items"])  # nothing to link them to
     with pytest.raises(UnknownItemError, match="history 1: unknown item key.*'nope'"):
         explained_recommendations_for_histories(loaded, [histories[0], ["nope"]])
     with pytest.raises(ValueError, match="history 0: a list of item keys"):

@@ -327,6 +327,8 @@ def _print_recommendations(
             else:
                 typer.echo(f"\nhistory {rec['history']}: latest items")
                 latest = [id_of[x] for x in histories[rec["history"]][-n_history:]] if histories else []
+                if rec.get("basis") == "popularity":
+                    typer.echo("   (none: the most popular items of the training data follow)")
             for it in latest:
                 typer.echo(f"   [{ds.domains[ds.item_domain[it]]}] {run.item_label(int(it))}")
         typer.echo(f"  next in {rec['domain']}:")

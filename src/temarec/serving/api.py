@@ -13,7 +13,7 @@ limiting and TLS belong to the reverse proxy in front.
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
@@ -56,6 +56,8 @@ class Recommendations(BaseModel):
 
 class HistoryRecommendations(BaseModel):
     history: int  # position in the request's `histories`
+    # "popularity" for an empty history (a new visitor: the training data's most popular items)
+    basis: Literal["model", "popularity"]
     domain: str
     items: list[Item]
 

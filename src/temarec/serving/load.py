@@ -68,6 +68,12 @@ class LoadedRun:
         t = t.where(t.str.len() > 0)
         return np.concatenate([[None], t.astype(object).where(t.notna(), None).to_numpy()])
 
+    @cached_property
+    def popularity(self) -> np.ndarray:
+        """Interactions per global item id in the run's training data: the ranking for an empty history,
+        on which a sequential model has nothing to condition."""
+        return np.bincount(self.split.train.values, minlength=self.ds.info().n_items + 1).astype(np.float32)
+
     def item_label(self, item: int) -> str:
         """The item's title, or its key where it has none (for printing)."""
         return self.item_titles[item] or f"(no title: item {self.item_keys[item]})"

@@ -22,11 +22,18 @@ if TYPE_CHECKING:
 
 @torch.no_grad()
 def rank_histories(
-    model: RecModel, ds: CDDataset, hist: Ragged, domains: list[int], k: int = 10, max_len: int = 50
+    model: RecModel,
+    ds: CDDataset,
+    hist: Ragged,
+    domains: list[int],
+    k: int = 10,
+    max_len: int = 50,
+    empty: np.ndarray | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per domain of `domains`, `[n, k]` global item ids and scores of the next item after each history
     (global ids, oldest first; its items excluded); the histories are encoded once for all domains where
-    the model allows it."""
+    the model allows it. `empty` (scores per global item id, e.g. training popularity) ranks the empty
+    histories instead of the model's all-padding state, which is no preference at all."""
     model.eval()
     info = ds.info()
     seq = torch.from_numpy(hist.padded(max_len))
@@ -35,6 +42,12 @@ def rank_histories(
     for domain, scores in zip(domains, model.score_all_domains(seq, list(domains)), strict=True):
         check_scores(model, "score_all", scores, (len(hist), int(info.domain_size[domain])))
         scores = scores.float().clone()
+        if empty is not None:
+            rows = np.flatnonzero(hist.lengths == 0)
+            if len(rows):
+                lo = int(info.domain_offset[domain])
+                fallback = torch.from_numpy(np.asarray(empty[lo : lo + scores.shape[1]], dtype=np.float32))
+                scores[torch.from_numpy(rows)] = fallback
         keep = info.item_domain[v] == domain
         local = v[keep] - info.domain_offset[domain]
         scores[torch.from_numpy(r[keep]), torch.from_numpy(local)] = float("-inf")
@@ -87,13 +100,25 @@ def _check_request(run: LoadedRun, k: int, domains: list[str] | None, n_tags: in
 
 
 def _explained(
-    run: LoadedRun, hist: Ragged, labels: list[dict], k: int, names: list[str], n_tags: int
+    run: LoadedRun,
+    hist: Ragged,
+    labels: list[dict],
+    k: int,
+    names: list[str],
+    n_tags: int,
+    empty: np.ndarray | None = None,
 ) -> list[dict]:
     """One record per (history, domain): `labels[i]` plus the domain and its explained top-k items."""
     ds = run.ds
     keys, titles = run.item_keys, run.item_titles
     ranked = rank_histories(
-        run.model, ds, hist, [ds.domains.index(n) for n in names], k=k, max_len=run.cfg.data.max_len
+        run.model,
+        ds,
+        hist,
+        [ds.domains.index(n) for n in names],
+        k=k,
+        max_len=run.cfg.data.max_len,
+        empty=empty,
     )
     per_domain = []  # [domain][history] records
     for name, (ids, scores) in zip(names, ranked, strict=True):
@@ -192,8 +217,9 @@ def explained_recommendations_for_histories(
     the dataset or a session newer than it. Records carry `"history": i` (its position in `histories`)
     instead of a user. Every item of a history is excluded from its recommendations and can explain
     them; the model reads the latest `max_len`. An item that is not in the dataset is an error naming
-    it (the model has no vector for it); an empty history is ranked from the model's empty-history
-    state, as for a user with no earlier items.
+    it (the model has no vector for it). An empty history (a new visitor) gets the most popular items of
+    the run's training data, `"basis": "popularity"` (else `"model"`): the model has nothing to condition
+    on, and its all-padding state ranks items arbitrarily.
     """
     names = _check_request(run, k, domains, n_tags)
     _require_list(histories, "histories", "histories (lists of item keys)")
@@ -213,8 +239,8 @@ def explained_recommendations_for_histories(
                 f"{run.ds.name!r} ({len(index):,} items, keys like {example})"
             )
         rows.append([index[x] for x in h])
-    labels = [{"history": i} for i in range(len(rows))]
-    return _explained(run, Ragged.from_lists(rows), labels, k, names, n_tags)
+    labels = [{"history": i, "basis": "model" if r else "popularity"} for i, r in enumerate(rows)]
+    return _explained(run, Ragged.from_lists(rows), labels, k, names, n_tags, empty=run.popularity)
 
 
 def export_recommendations(
