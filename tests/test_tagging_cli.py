@@ -317,3 +317,18 @@ def test_tag_options_are_checked_before_any_work(tmp_path, monkeypatch):
         res = runner.invoke(app, ["tag", "--dataset", "demo", "--backend", "keyphrase", opt, "0"])
         assert res.exit_code == 2 and "greater than or equal to 1" in res.output
     assert not (tmp_path / "art" / "tags").exists()
+
+
+def test_an_interrupted_run_says_where_its_answers_are(tags_file, tmp_path, monkeypatch):
+    from temarec.tagging import runner as tag_runner
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tag_runner, "tag_dataset", interrupted)
+    path, _ = tags_file
+    args = ["tag", "--dataset", "demo", "--backend", "file", "--tags-file", str(path), "--quiet"]
+    res = runner.invoke(app, [*args, "--output", str(tmp_path / "o"), "--cache", str(tmp_path / "c.sqlite")])
+    assert res.exit_code == 130
+    assert "interrupted: the answers so far are kept in" in res.output and "c.sqlite" in res.output
+    assert not (tmp_path / "o" / "tags.jsonl").exists()

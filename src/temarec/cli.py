@@ -829,6 +829,13 @@ def tag(
             res = tag_dataset(ds, be, store, run_opts)
     except BackendFatalError as e:
         _fail(f"{e} (any answers received before it are kept in {cache_path})")
+    except KeyboardInterrupt:
+        typer.echo(
+            f"\ninterrupted: the answers so far are kept in {cache_path}; the same command goes on from "
+            f"there ({out_dir} is unchanged)",
+            err=True,
+        )
+        raise typer.Exit(130) from None
     finally:
         be.close()
     st = res.summary
