@@ -149,8 +149,9 @@ def _check_same_tags(path: Path, trained: dict, features: ItemFeatures | None) -
     if want and want != have:
         raise RunLoadError(
             f"{path} was trained with another tag vocabulary (fingerprint {want} in {trained['where'].name}, "
-            f"{have or 'no tags'} now): the tags were rebuilt since (`temarec tag` into the same source); "
-            "retrain the run, or restore its tags"
+            f"{have or 'no tags'} now): the source was re-tagged since, or features.tags=auto now picks "
+            "another source (then name the trained one in its config.json); else retrain the run, or "
+            "restore its tags"
         )
 
 
