@@ -128,6 +128,9 @@ def test_cli_compare_expands_globs_and_writes_json(tmp_path):
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "(3 runs)" in res.output and "tags better" in res.output
+    from temarec.evaluation.compare import _runs
+
+    assert (_runs(1), _runs(2)) == ("1 run", "2 runs")
     assert "wrote" in res.stderr and "wrote" not in res.stdout  # stdout stays the table, for `> file.md`
     doc = json.loads(out.read_text())
     assert doc["name_a"] == "tags" and len(doc["a"]) == 3

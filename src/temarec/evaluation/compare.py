@@ -157,6 +157,10 @@ def compare_runs(
     return out
 
 
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
 def markdown(result: dict, name_a: str = "A", name_b: str = "B") -> str:
     """One table per protocol: means, relative difference, both p-values and the verdict."""
     lines = [f"> warning: {w}" for w in result.get("warnings", [])]
@@ -166,8 +170,8 @@ def markdown(result: dict, name_a: str = "A", name_b: str = "B") -> str:
         lines += [
             f"### {runs['dataset']}, {protocol} (test)",
             "",
-            f"{name_a}: {', '.join(runs['a'])} ({len(runs['a'])} runs); "
-            f"{name_b}: {', '.join(runs['b'])} ({len(runs['b'])} runs). Per-user metric averaged over each "
+            f"{name_a}: {', '.join(runs['a'])} ({_runs(len(runs['a']))}); "
+            f"{name_b}: {', '.join(runs['b'])} ({_runs(len(runs['b']))}). Per-user metric averaged over each "
             f"group's runs, then paired t-test (t) and Wilcoxon signed-rank (W); verdict at "
             f"p < {result['alpha']} by both, leaning the same way.",
             "",
