@@ -214,3 +214,20 @@ cli.main()
     )
     assert res.returncode == 143, res.stderr[-2000:]
     assert out.is_dir() and list(out.iterdir()) == []  # nothing half-written, no .tmp-canonical-* folder
+
+
+def test_ctrl_c_ends_long_commands_with_a_line_and_130(monkeypatch, tmp_path):
+    """Like `train` and `tag`: the demo says that a rerun reuses its work; recommend that nothing
+    was half-written."""
+    import temarec.data.demo
+    import temarec.serving.load
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(temarec.data.demo, "generate_demo", interrupted)
+    res = runner.invoke(app, ["demo", "--output", str(tmp_path / "d")])
+    assert res.exit_code == 130 and "interrupted: run `temarec demo` again" in res.output
+    monkeypatch.setattr(temarec.serving.load, "load_run", interrupted)
+    res = runner.invoke(app, ["recommend", str(tmp_path), "--user", "U1"])
+    assert res.exit_code == 130 and "interrupted: nothing was written" in res.output

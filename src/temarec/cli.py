@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -218,7 +219,25 @@ def train(
     typer.echo(f"wrote {output / 'metrics.json'}")
 
 
+def _interruptible(then: str):  # noqa: ANN202 - a decorator
+    """Ctrl-C ends the command with a line saying what is kept (`then`) and exit code 130, as `train`."""
+
+    def wrap(fn):  # noqa: ANN001, ANN202
+        @functools.wraps(fn)  # typer reads the options from the wrapped signature
+        def command(*args, **kwargs):  # noqa: ANN202
+            try:
+                return fn(*args, **kwargs)
+            except KeyboardInterrupt:
+                typer.echo(f"\ninterrupted: {then}", err=True)
+                raise typer.Exit(130) from None
+
+        return command
+
+    return wrap
+
+
 @app.command()
+@_interruptible("run `temarec demo` again: tags, features and finished runs are reused, training resumes")
 def demo(
     output: Annotated[Path, typer.Option(help="where the demo runs are written")] = Path("runs/demo"),
     epochs: Annotated[int, typer.Option(help="maximum epochs per model")] = 20,
@@ -445,6 +464,7 @@ def compare(
 
 
 @app.command()
+@_interruptible("nothing was written (an --output file is replaced only once it is complete)")
 def recommend(
     run_dir: RunDirArg,
     user: Annotated[list[str] | None, typer.Option("--user", help="user key; repeat for several")] = None,
