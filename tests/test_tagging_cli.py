@@ -35,12 +35,16 @@ def test_tag_file_backend_resumes_and_reports(tags_file, tmp_path):
     assert int(ds.items["title"].notna().sum()) < ds.n_items
     assert summary["selected"] == ds.n_items and summary["no_text"] == 0
     assert summary["failed_by_reason"].get("missing", 0) > 0 and summary["model_calls"] == ds.n_items
-    assert "failed missing:" in res.output and "items/s" in res.output
+    assert "failed missing:" in res.output and "(imported)" in res.output and "items/s" not in res.output
     tags, _ = read_tags_jsonl(out / "tags.jsonl")
     assert tags and all(len(t) == 2 for t in tags.values())
     # rerun: everything is cached, nothing is asked
     res = runner.invoke(app, [*args, "--no-vocab", "--quiet"])
-    assert res.exit_code == 0 and "0 model calls" in res.output and f"{ds.n_items:,} cached" in res.output
+    assert (
+        res.exit_code == 0
+        and "0 look-ups in the file" in res.output
+        and f"{ds.n_items:,} cached" in res.output
+    )
 
 
 def test_shards_merge_into_the_full_run(tags_file, tmp_path):
@@ -85,7 +89,7 @@ def test_shards_merge_into_the_full_run(tags_file, tmp_path):
         ],
     )
     assert res.exit_code == 0, res.output
-    assert "0 model calls" in res.output
+    assert "0 look-ups in the file" in res.output
     full, _ = read_tags_jsonl(tmp_path / "full" / "tags.jsonl")
     assert full == {**parts[0], **parts[1]}
 

@@ -879,9 +879,10 @@ def tag(
         )
     (out_dir / "summary.json").write_text(json.dumps(st, indent=2))
     gen = st["generate"]
+    asked = "look-ups in the file" if backend == "file" else "model calls"  # the file backend has no model
     typer.echo(
         f"{ds.name} / {source}: {st['selected']:,} items selected, {st['no_text']:,} without text, "
-        f"{gen['cached']:,} cached, {st['model_calls']:,} model calls"
+        f"{gen['cached']:,} cached, {st['model_calls']:,} {asked}"
     )
     typer.echo(
         f"tagged {st['tagged']:,} items ({st['tags_per_item']:.2f} tags/item), failed {st['failed']:,}"
@@ -898,6 +899,8 @@ def tag(
             f"{rp['failed']:,} kept their first tags"
         )
     ips = f"{st['items_per_s']:.2f} items/s" if st["items_per_s"] else "nothing asked"
+    if backend == "file" and st["items_per_s"]:
+        ips = "imported"  # a dictionary look-up rate says nothing
     if by_workers is not None and by_workers["items_per_s"]:
         ips = f"{by_workers['workers']} workers: {by_workers['items_per_s']:.2f} items/s"
     typer.echo(
