@@ -9,7 +9,7 @@ import shutil
 import signal
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -27,6 +27,28 @@ app.add_typer(data_app, name="data")
 def _fail(msg: str) -> None:
     typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
+
+
+def _interrupted(then: str) -> NoReturn:
+    """End a command on Ctrl-C with a line saying what is kept (`then`), exit code 130."""
+    typer.echo(f"\ninterrupted: {then}", err=True)
+    raise typer.Exit(130)
+
+
+def _interruptible(then: str):  # noqa: ANN202 - a decorator
+    """`_interrupted(then)` around a whole command."""
+
+    def wrap(fn):  # noqa: ANN001, ANN202
+        @functools.wraps(fn)  # typer reads the options from the wrapped signature
+        def command(*args, **kwargs):  # noqa: ANN202
+            try:
+                return fn(*args, **kwargs)
+            except KeyboardInterrupt:
+                _interrupted(then)
+
+        return command
+
+    return wrap
 
 
 def _check_data_folder(out: Path, overwrite: bool) -> None:
@@ -213,27 +235,9 @@ def train(
     except (ValidationError, ValueError, DataFormatError, DatasetNotFoundError, ResumeError) as e:
         _fail(brief(e))
     except KeyboardInterrupt:
-        typer.echo(f"\ninterrupted: the same command resumes from {output}'s last checkpoint", err=True)
-        raise typer.Exit(130) from None
+        _interrupted(f"the same command resumes from {output}'s last checkpoint")
     _print_metrics(doc)
     typer.echo(f"wrote {output / 'metrics.json'}")
-
-
-def _interruptible(then: str):  # noqa: ANN202 - a decorator
-    """Ctrl-C ends the command with a line saying what is kept (`then`) and exit code 130, as `train`."""
-
-    def wrap(fn):  # noqa: ANN001, ANN202
-        @functools.wraps(fn)  # typer reads the options from the wrapped signature
-        def command(*args, **kwargs):  # noqa: ANN202
-            try:
-                return fn(*args, **kwargs)
-            except KeyboardInterrupt:
-                typer.echo(f"\ninterrupted: {then}", err=True)
-                raise typer.Exit(130) from None
-
-        return command
-
-    return wrap
 
 
 @app.command()
@@ -632,8 +636,7 @@ def bench(
             only=filter_,
         )
     except KeyboardInterrupt:
-        typer.echo("interrupted: run the same command again to resume (finished cells are kept)", err=True)
-        raise typer.Exit(130) from None
+        _interrupted("run the same command again to resume (finished cells are kept)")
     if code:
         raise typer.Exit(code)
 
@@ -715,6 +718,7 @@ def tag(
     """Tag every item (resumable: answers are cached), then build the tag vocabulary."""
     import sqlite3
 
+    from temarec.pipeline import tag_folder
     from temarec.settings import slug, tags_root
     from temarec.tagging import BACKENDS, BackendFatalError, get_backend
     from temarec.tagging.cache import TagCache
@@ -796,7 +800,7 @@ def tag(
         source += f"-sample{sample}-seed{sample_seed}"
     if limit is not None:
         source += f"-limit{limit}"
-    out_dir = output or tags_root(ds.name) / slug(source)
+    out_dir = output or tag_folder(ds, source)
     if shard_t[1] > 1:
         out_dir = shard_output(out_dir, shard_t)
     cache_path = cache or tags_root(ds.name) / "cache.sqlite"
@@ -850,12 +854,10 @@ def tag(
     except BackendFatalError as e:
         _fail(f"{e} (any answers received before it are kept in {cache_path})")
     except KeyboardInterrupt:
-        typer.echo(
-            f"\ninterrupted: the answers so far are kept in {cache_path}; the same command goes on from "
-            f"there ({out_dir} is unchanged)",
-            err=True,
+        _interrupted(
+            f"the answers so far are kept in {cache_path}; the same command goes on from there "
+            f"({out_dir} is unchanged)"
         )
-        raise typer.Exit(130) from None
     finally:
         be.close()
     st = res.summary

@@ -55,7 +55,7 @@ def tag_catalogue(
 
     source = source or (backend + ("-refined" if refine else ""))
     root = tags_root(ds.name)
-    out = root / slug(source)
+    out = tag_folder(ds, source)
     be = get_backend(backend, **backend_options)
     try:
         with TagCache(root / "cache.sqlite") as store:

@@ -37,18 +37,14 @@ def metrics_doc(run_dir: Path, protocol: str) -> dict:
     """The metrics document of `protocol` in a run folder, found where `temarec train` / `evaluate`
     put it (`training.run.metrics_files`), checked to carry the ranks a paired test needs."""
     from temarec.serving.load import read_run_config
-    from temarec.training.run import metrics_files
+    from temarec.training.run import metrics_files, require_finished
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ValueError(f"{run_dir}: not a run folder")
     path, ranks = metrics_files(run_dir, read_run_config(run_dir), protocol)
     if not path.is_file():
-        if not (run_dir / "metrics.json").is_file():  # evaluate refuses these: say what does help
-            raise ValueError(
-                f"{run_dir}: no metrics.json, so its training has not finished; rerun its `temarec train` "
-                "command to resume it, then compare"
-            )
+        require_finished(run_dir, "compare")  # evaluate refuses unfinished runs: say what does help
         raise ValueError(
             f"{run_dir}: no metrics for protocol {protocol!r} ({path.name}; "
             f"`temarec evaluate {run_dir} --protocol {protocol}` adds another protocol)"

@@ -484,7 +484,6 @@ def check_tag_catalogue(vocab, folder: Path, ds: CDDataset) -> None:
     digest are checked against their folder's tags.jsonl instead.
     """
     from temarec.tagging.runner import check_tags_jsonl_keys
-    from temarec.tagging.vocab import TagVocabError
 
     keys = ds.items["key"].to_numpy()
     rerun = f"; rerun `temarec tag --dataset {dataset_argument(ds)}`"
@@ -501,7 +500,7 @@ def check_tag_catalogue(vocab, folder: Path, ds: CDDataset) -> None:
                 folder,
                 ds.name,
             )
-    except (TagVocabError, ValueError) as e:
+    except ValueError as e:  # TagVocabError included
         raise ValueError(f"{e}{rerun}") from None
 
 

@@ -63,7 +63,7 @@ def _read_array_file(path: Path) -> dict[str, np.ndarray]:
                     t = f.get_tensor(k)
                     out[k] = (t.float() if t.is_floating_point() else t).numpy()
             return out
-    except (OSError, ValueError, EOFError) as e:
+    except Exception as e:  # OSError, ValueError, EOFError; safetensors has its own type for a bad header
         hint = ""
         if "allow_pickle" in str(e):  # never unpickled: object arrays would run code from the file
             hint = (
@@ -72,8 +72,6 @@ def _read_array_file(path: Path) -> dict[str, np.ndarray]:
         raise ImageFeatureError(
             f"{path}: cannot read image features ({type(e).__name__}: {e}){hint}"
         ) from None
-    except Exception as e:  # safetensors raises its own error type on a corrupt header
-        raise ImageFeatureError(f"{path}: cannot read image features ({type(e).__name__}: {e})") from None
     raise ImageFeatureError(f"{path}: image features must be a .npy, .npz or .safetensors file")
 
 

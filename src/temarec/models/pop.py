@@ -11,6 +11,11 @@ from temarec.data.ragged import Ragged
 from temarec.models.base import RecModel
 
 
+def item_popularity(train: Ragged, n_items: int) -> np.ndarray:
+    """float32 `[n_items + 1]`: interactions per global item id in the training sequences."""
+    return np.bincount(train.values, minlength=n_items + 1).astype(np.float32)
+
+
 class Pop(RecModel):
     name = "pop"
     trainable = False
@@ -20,8 +25,7 @@ class Pop(RecModel):
         self.register_buffer("counts", torch.zeros(info.n_items + 1))
 
     def fit_static(self, train: Ragged) -> None:
-        counts = np.bincount(train.values, minlength=self.info.n_items + 1).astype(np.float32)
-        self.counts.copy_(torch.from_numpy(counts))
+        self.counts.copy_(torch.from_numpy(item_popularity(train, self.info.n_items)))
 
     def score_all(self, seq: torch.Tensor, domain: int) -> torch.Tensor:
         return self.counts[self.info.domain_slice(domain)].expand(seq.shape[0], -1)

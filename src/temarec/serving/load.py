@@ -70,9 +70,11 @@ class LoadedRun:
 
     @cached_property
     def popularity(self) -> np.ndarray:
-        """Interactions per global item id in the run's training data: the ranking for an empty history,
-        on which a sequential model has nothing to condition."""
-        return np.bincount(self.split.train.values, minlength=self.ds.info().n_items + 1).astype(np.float32)
+        """Interactions per global item id in the run's training data (the `pop` baseline's scores): the
+        ranking for an empty history, on which a sequential model has nothing to condition."""
+        from temarec.models.pop import item_popularity
+
+        return item_popularity(self.split.train, self.ds.info().n_items)
 
     def item_label(self, item: int) -> str:
         """The item's title, or its key where it has none (for printing)."""

@@ -141,10 +141,7 @@ def write_tag_source(
 
     out_dir = Path(out_dir)
     for name in (JSON_FILE, ARRAYS_FILE):  # vocab.json first: without it the source is not offered
-        if (out_dir / name).is_file():
-            (out_dir / name).unlink()
-            if name == JSON_FILE:
-                log.info("removed the previous tag vocabulary of %s (rebuilt from this run's tags)", out_dir)
+        (out_dir / name).unlink(missing_ok=True)
     res.to_jsonl(ds, out_dir / "tags.jsonl")
     if not vocab or not res.tags:
         return None

@@ -333,6 +333,16 @@ def evaluate_and_record(
     return docs
 
 
+def require_finished(path: Path, then: str) -> None:
+    """ValueError unless the run in `path` finished: `metrics.json` is written last, so without it the
+    weights are an unfinished run's best so far and there are no test metrics to use."""
+    if not (Path(path) / "metrics.json").is_file():
+        raise ValueError(
+            f"{path}: no metrics.json, so its training has not finished; rerun its `temarec train` "
+            f"command to resume it, then {then}"
+        )
+
+
 def evaluate_run(
     path: str | Path,
     protocols: list[str] | str,
@@ -358,12 +368,8 @@ def evaluate_run(
     if not names:
         raise ValueError("no protocol to evaluate: give at least one (full, uni999, uniN)")
     own = path / "metrics.json"
-    if (path / "config.json").is_file() and not own.is_file():
-        # written last: without it the weights are an unfinished run's best so far
-        raise ValueError(
-            f"{path}: no metrics.json, so its training has not finished; rerun its `temarec train` "
-            "command to resume it, then evaluate"
-        )
+    if (path / "config.json").is_file():
+        require_finished(path, "evaluate")
     loaded = load_run(path, dataset=dataset, progress=progress)
     cfg = loaded.cfg
     seed = cfg.eval.candidate_seed if candidate_seed is None else candidate_seed
