@@ -259,6 +259,32 @@ def test_tags_follow_item_keys_not_positions(small_demo, counting):
         build_item_features(_swap_two_keys(ds), cfg, progress=False, use_text=False, device="cpu")
 
 
+def test_items_edited_since_tagging_are_named(small_demo, counting, caplog):
+    """An edited title keeps the item's key, so the key check passes; the text hash names the item."""
+    from temarec.tagging.vocab import build_vocab, item_text_hashes
+
+    ds = small_demo
+    cfg = FeaturesConfig(tags="keyphrase", max_tags=3)
+    folder = artifacts_root() / "tags" / ds.name / "keyphrase"
+    keys = ds.items["key"].to_numpy()
+    th = item_text_hashes(ds.items["title"].to_numpy(), ds.items["description"].to_numpy())
+    build_vocab(_demo_tags(ds), None, ds.item_domain, item_keys=keys, text_hash=th).save(folder)
+    with caplog.at_level("WARNING", logger="temarec.features.build"):
+        build_item_features(ds, cfg, progress=False, use_text=False, device="cpu")
+    assert not caplog.records
+    edited = copy.copy(ds)
+    edited.items = ds.items.copy()
+    edited.items.loc[[2, 5], "title"] = ["a new title", "another one"]
+    with caplog.at_level("WARNING", logger="temarec.features.build"):
+        build_item_features(edited, cfg, progress=False, use_text=False, device="cpu")
+    msg = caplog.text
+    assert (
+        f"2 item(s) have another title or description than when they were tagged ({keys[1]}, {keys[4]})"
+        in msg
+    )
+    assert "Rerun `temarec tag --dataset" in msg
+
+
 # ---- CLI --------------------------------------------------------------------------------------------
 def test_features_command_prints_summary_and_cache_hits(small_demo, warm, counting, tmp_path, monkeypatch):
     typer = pytest.importorskip("typer")

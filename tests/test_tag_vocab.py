@@ -188,3 +188,26 @@ def test_real_third_party_tags(need_real):
     assert 2.0 < s["tags_per_item_mean"] <= 10
     assert s["shared_tags"] > 50
     assert v.lookup("Scrapbooking") is not None and v.lookup("scrap-booking") == v.lookup("Scrapbooking")
+
+
+def test_text_hashes_round_trip_and_name_changed_items(tmp_path):
+    from temarec.tagging.vocab import TagVocab, TagVocabError, build_vocab, item_text_hashes
+
+    titles, descs = ["red pen", None, "mug"], ["ink", "blue", float("nan")]
+    th = item_text_hashes(titles, descs)
+    assert th.dtype == np.uint64 and th[0] == 0 and len(set(th[1:].tolist())) == 3
+    # missing values hash as empty strings, stably (the value is stored in files)
+    assert item_text_hashes([None], [""])[1] == item_text_hashes([""], [float("nan")])[1]
+    assert (item_text_hashes(titles, descs) == th).all()
+    v = build_vocab({1: ["pen"], 2: ["pen"], 3: ["mug"]}, None, np.array([-1, 0, 0, 1]), text_hash=th)
+    back = TagVocab.load(v.save(tmp_path / "v"))
+    assert (back.text_hash == th).all()
+    assert back.changed_texts(th).tolist() == []
+    assert back.changed_texts(item_text_hashes(["red pen", "x", "mug"], descs)).tolist() == [2]
+    # older vocabularies (and imported tags) carry none: nothing to compare
+    plain = TagVocab.load(
+        build_vocab({1: ["pen"]}, None, np.array([-1, 0]), min_count=1).save(tmp_path / "p")
+    )
+    assert plain.text_hash is None and plain.changed_texts(np.zeros(2, dtype=np.uint64)) is None
+    with pytest.raises(TagVocabError, match="text_hash has shape"):
+        build_vocab({1: ["pen"]}, None, np.array([-1, 0]), min_count=1, text_hash=th)

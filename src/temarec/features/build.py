@@ -481,19 +481,18 @@ def check_tag_catalogue(vocab, folder: Path, ds: CDDataset) -> None:
 
     Its rows are item ids, i.e. catalogue positions: a re-sorted or edited items.csv with the same number
     of items would otherwise give every item another item's tags. Vocabularies from before the key
-    digest are checked against their folder's tags.jsonl instead.
+    digest are checked against their folder's tags.jsonl instead. Items edited since tagging get a warning
+    (`warn_changed_texts`).
     """
     from temarec.tagging.runner import check_tags_jsonl_keys
 
     keys = ds.items["key"].to_numpy()
     rerun = f"; rerun `temarec tag --dataset {dataset_argument(ds)}`"
     try:
-        if vocab.check_catalogue(keys, ds.item_domain, where=f"tag vocabulary {folder}"):
-            return
-        jsonl = folder / "tags.jsonl"
-        if jsonl.is_file():
-            check_tags_jsonl_keys(jsonl, keys)
-        else:
+        recorded = vocab.check_catalogue(keys, ds.item_domain, where=f"tag vocabulary {folder}")
+        if not recorded and (folder / "tags.jsonl").is_file():
+            check_tags_jsonl_keys(folder / "tags.jsonl", keys)
+        elif not recorded:
             log.warning(
                 "tag vocabulary %s records no item keys and has no tags.jsonl: its item order "
                 "cannot be checked against dataset %r",
@@ -502,6 +501,33 @@ def check_tag_catalogue(vocab, folder: Path, ds: CDDataset) -> None:
             )
     except ValueError as e:  # TagVocabError included
         raise ValueError(f"{e}{rerun}") from None
+    warn_changed_texts(vocab, folder, ds)
+
+
+def warn_changed_texts(vocab, folder: Path, ds: CDDataset) -> int:
+    """Warn, naming a few keys, when items' titles or descriptions changed since they were tagged; returns
+    how many. A warning, not an error: the other items' tags still hold, and the cache makes the re-tag
+    cheap (it asks the model only about the changed texts)."""
+    from temarec.tagging.vocab import item_text_hashes
+
+    changed = vocab.changed_texts(
+        item_text_hashes(ds.items["title"].to_numpy(), ds.items["description"].to_numpy())
+    )
+    if changed is None or not len(changed):
+        return 0
+    keys = ds.items["key"].to_numpy()[changed[:3] - 1]
+    more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+    log.warning(
+        "tag vocabulary %s: %d item(s) have another title or description than when they were tagged (%s%s); "
+        "their tags describe the old text. Rerun `temarec tag --dataset %s` (the cache asks the model only "
+        "about the changed items)",
+        folder,
+        len(changed),
+        ", ".join(map(str, keys)),
+        more,
+        dataset_argument(ds),
+    )
+    return len(changed)
 
 
 def _tag_features(

@@ -135,9 +135,11 @@ def write_tag_source(
 
     A vocabulary already there is removed first: it was built from other answers, and the feature stage
     would read it beside the new tags.jsonl (after a run where every item failed, with `vocab=False`, or
-    when the run is killed before the new vocabulary is saved).
+    when the run is killed before the new vocabulary is saved). The vocabulary records each item's text
+    hash, so that the feature stage can name items edited since; not for imported tags (the file backend),
+    which do not depend on the text.
     """
-    from temarec.tagging.vocab import ARRAYS_FILE, JSON_FILE, build_vocab
+    from temarec.tagging.vocab import ARRAYS_FILE, JSON_FILE, build_vocab, item_text_hashes
 
     out_dir = Path(out_dir)
     for name in (JSON_FILE, ARRAYS_FILE):  # vocab.json first: without it the source is not offered
@@ -155,6 +157,9 @@ def write_tag_source(
         source=source,
         domains=ds.domains,
         item_keys=ds.items["key"].to_numpy(),
+        text_hash=None
+        if res.backend.startswith("file:")
+        else item_text_hashes(ds.items["title"].to_numpy(), ds.items["description"].to_numpy()),
     )
     voc.save(out_dir)
     return voc

@@ -36,10 +36,14 @@ Artifact format (a folder; plain files only, nothing is ever unpickled)
     tag_ids      int32   [E]      tag ids of item i are tag_ids[indptr[i]:indptr[i+1]], best first
     weights      float32 [E]      matching weights in (0, 1]
     item_domain  int8    [N+1]    the dataset's item domains (-1 at 0), for per-domain statistics
+    text_hash    uint64  [N+1]    optional: `item_text_hashes` of each item's title and description when it
+                                  was tagged (0 at row 0); absent for imported tags and older vocabularies
 
 Rows are item ids, which are catalogue positions, so a vocabulary belongs to one order of one set of items:
 `meta.item_keys_sha256` (`item_keys_digest` of the keys in id order) lets a reader check that its dataset is
-that catalogue (`check_catalogue`). Vocabularies saved before it was recorded have none.
+that catalogue (`check_catalogue`). Vocabularies saved before it was recorded have none. `text_hash` lets it
+name the items whose title or description was edited since they were tagged (`changed_texts`): their tags
+describe the old text.
 
 A tag is *shared* when both of its domain counts are positive. `save` writes each file to a temporary name
 and renames it, arrays first; `load` checks the checksum, shapes, dtypes and ranges and names the file at
@@ -79,6 +83,30 @@ class TagVocabError(ValueError):
     """A vocabulary artifact (or a vocabulary in memory) is malformed; the message names the file."""
 
 
+def item_text_hashes(titles: Sequence, descriptions: Sequence) -> np.ndarray:
+    """uint64 [N+1]: a 64-bit blake2b of each item's (title, description), 0 at the padding row.
+
+    Missing values (None, NaN) hash as empty strings. hashlib, not pandas' hash: the value is stored in
+    vocabularies and must not change with a library version.
+    """
+    if len(titles) != len(descriptions):
+        raise ValueError(f"{len(titles)} titles for {len(descriptions)} descriptions")
+
+    def s(v: object) -> str:
+        return v if isinstance(v, str) else ""
+
+    out = np.zeros(len(titles) + 1, dtype=np.uint64)
+    out[1:] = np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(f"{s(t)}\x1f{s(d)}".encode(), digest_size=8).digest(), "big")
+            for t, d in zip(titles, descriptions, strict=True)
+        ),
+        dtype=np.uint64,
+        count=len(titles),
+    )
+    return out
+
+
 def item_keys_digest(keys: Sequence[str] | np.ndarray) -> str:
     """sha256 of item keys 1..N in id order; the vocabulary's rows are positions in exactly this order."""
     return hashlib.sha256(json.dumps([str(k) for k in keys], ensure_ascii=False).encode("utf-8")).hexdigest()
@@ -96,6 +124,7 @@ class TagVocab:
     weights: np.ndarray  # float32 [E]
     item_domain: np.ndarray  # int8 [N+1]
     meta: dict = field(default_factory=dict)
+    text_hash: np.ndarray | None = None  # uint64 [N+1], see `item_text_hashes`
 
     def __post_init__(self) -> None:
         self.counts = np.asarray(self.counts, dtype=np.int64)
@@ -103,6 +132,8 @@ class TagVocab:
         self.tag_ids = np.asarray(self.tag_ids, dtype=np.int32)
         self.weights = np.asarray(self.weights, dtype=np.float32)
         self.item_domain = np.asarray(self.item_domain, dtype=np.int8)
+        if self.text_hash is not None:
+            self.text_hash = np.asarray(self.text_hash, dtype=np.uint64)
         _validate(self, json_where="TagVocab", arrays_where="TagVocab")
 
     # ---- shape -------------------------------------------------------------------------------------
@@ -185,6 +216,16 @@ class TagVocab:
             )
         return True
 
+    def changed_texts(self, text_hash: np.ndarray) -> np.ndarray | None:
+        """Item ids whose title or description differs from when they were tagged (`text_hash` from
+        `item_text_hashes` of the current catalogue), or None when the vocabulary did not record it."""
+        if self.text_hash is None:
+            return None
+        text_hash = np.asarray(text_hash, dtype=np.uint64)
+        if text_hash.shape != self.text_hash.shape:
+            raise ValueError(f"text_hash has shape {text_hash.shape}, the vocabulary {self.text_hash.shape}")
+        return np.flatnonzero(text_hash != self.text_hash)
+
     def tag_texts(self) -> list[str]:
         """The tag strings in id order, to embed with a text encoder."""
         return list(self.tags)
@@ -257,6 +298,7 @@ class TagVocab:
                     tag_ids=self.tag_ids,
                     weights=self.weights,
                     item_domain=self.item_domain,
+                    **({} if self.text_hash is None else {"text_hash": self.text_hash}),
                 )
             digest["sha256"] = _sha256(Path(tmp))
 
@@ -331,6 +373,10 @@ class TagVocab:
         vocab.tag_ids = arrays["tag_ids"].astype(np.int32, copy=False)
         vocab.weights = arrays["weights"].astype(np.float32, copy=False)
         vocab.item_domain = arrays["item_domain"].astype(np.int8, copy=False)
+        th = arrays.get("text_hash")
+        if th is not None and (th.dtype != np.uint64 or th.ndim != 1):
+            raise TagVocabError(f"{arrays_path}: 'text_hash' is {th.dtype}[{th.ndim}-d], expected 1-d uint64")
+        vocab.text_hash = th
         _validate(vocab, json_where=str(json_path), arrays_where=str(arrays_path))
         return vocab
 
@@ -361,6 +407,10 @@ def _validate(v: TagVocab, json_where: str, arrays_where: str) -> None:
         )
     if n_items and not np.isin(v.item_domain[1:], (0, 1)).all():
         raise TagVocabError(f"{arrays_where}: item_domain must be 0 or 1 for items 1..N")
+    if v.text_hash is not None and v.text_hash.shape != (n_items + 1,):
+        raise TagVocabError(
+            f"{arrays_where}: text_hash has shape {v.text_hash.shape}, indptr says ({n_items + 1},)"
+        )
     nnz = len(v.tag_ids)
     if v.indptr[0] != 0 or v.indptr[-1] != nnz or (np.diff(v.indptr) < 0).any():
         raise TagVocabError(f"{arrays_where}: indptr must rise from 0 to len(tag_ids)={nnz}")
@@ -442,11 +492,13 @@ def build_vocab(
     source: str = "",
     domains: tuple[str, str] | None = None,
     item_keys: Sequence[str] | np.ndarray | None = None,
+    text_hash: np.ndarray | None = None,
 ) -> TagVocab:
     """Normalise, merge, prune and weight the tags of items 1..N (see the module docstring).
 
     `item_keys` (the dataset's keys in id order) is recorded as a digest, so that readers can tell a
-    re-sorted or edited catalogue from the one the vocabulary was built for.
+    re-sorted or edited catalogue from the one the vocabulary was built for; `text_hash`
+    (`item_text_hashes`, [N+1]) is kept so that they can tell which items' texts were edited since.
     """
     dom, n_items = _check_inputs(item_tags, item_weights, item_domain)
     if item_keys is not None and len(item_keys) != n_items:
@@ -613,4 +665,5 @@ def build_vocab(
         weights=weight.astype(np.float32),
         item_domain=dom,
         meta=meta,
+        text_hash=text_hash,
     )
