@@ -110,3 +110,15 @@ def test_singularize_rules():
 )
 def test_letters_of_any_script_are_kept(raw, want):
     assert normalize_tag(raw) == want
+
+
+def test_a_sentence_in_a_script_without_spaces_is_not_a_tag():
+    """Chinese or Japanese sentences are one "word"; they are bounded by their unspaced characters."""
+    from temarec.tagging.normalize import MAX_UNSPACED_CHARS, unspaced_chars
+
+    assert unspaced_chars("抹茶キットカット") == 8 and unspaced_chars("kit kat") == 0
+    assert normalize_tag("抹茶キットカット") == "抹茶キットカット"
+    sentence = "日本の抹茶味のキットカットはとても美味しいです"  # 23 characters, no space
+    assert unspaced_chars(sentence) > MAX_UNSPACED_CHARS and normalize_tag(sentence) is None
+    assert normalize_tag("เครื่องชงกาแฟอัตโนมัติสำหรับบ้านและสำนักงาน") is None  # Thai, also unspaced
+    assert normalize_tag("한국 요리 책") == "한국 요리 책"  # Hangul is written with spaces: counted as words

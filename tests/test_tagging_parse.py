@@ -86,6 +86,10 @@ def test_weights_from_model_are_kept_and_clipped():
         (TITLE, ECHO),
         ('{"tags": ["' + "x" * 80 + '"]}', TOO_LONG),
         ('{"tags": ["a very long tag made of far too many words here"]}', TOO_LONG),
+        (
+            '{"tags": ["日本の抹茶味のキットカットはとても美味しいです"]}',
+            TOO_LONG,
+        ),  # a sentence without spaces
     ],
 )
 def test_failures_have_reasons(raw, reason):

@@ -14,8 +14,10 @@
 6. Every word singularised by `singularize` (a small rule-based singulariser with exception lists; words of
    three letters or fewer and words with digits are kept). All words, not only the last one, so that
    "arts and crafts" and "art and craft" meet; the canonical form is for matching, not for display.
-7. Rejected (None): not a string, empty, no letter at all, only stop words, more than `MAX_WORDS` words or
-   `MAX_CHARS` characters (a sentence is not a tag), or a placeholder such as "none", "n/a", "misc".
+7. Rejected (None): not a string, empty, no letter at all, only stop words, more than `MAX_WORDS` words,
+   `MAX_CHARS` characters or `MAX_UNSPACED_CHARS` characters of scripts written without spaces (Chinese,
+   Japanese kana, Thai...: there a sentence is one "word"; a sentence is not a tag), or a placeholder such
+   as "none", "n/a", "misc".
 
 Space-insensitive duplicates ("paint brush" / "paintbrush") and near-synonyms are merged later, by the
 vocabulary (`temarec.tagging.vocab`), which sees all tags at once.
@@ -29,6 +31,20 @@ from functools import lru_cache
 
 MAX_WORDS = 6
 MAX_CHARS = 64
+#: about MAX_WORDS words of a script written without spaces ("抹茶キットカット" has 8)
+MAX_UNSPACED_CHARS = 16
+
+#: Han, kana, Thai, Lao, Myanmar, Khmer: scripts that do not separate words by spaces
+_UNSPACED = re.compile(
+    "[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\U00020000-\U0002fa1f]"
+)
+
+
+def unspaced_chars(text: str) -> int:
+    """How many characters of `text` belong to scripts written without spaces between words."""
+    return len(_UNSPACED.findall(text)) if not text.isascii() else 0
+
 
 #: English function words; used to reject stop-word-only tags and by the keyphrase extractor
 STOPWORDS = frozenset(
@@ -299,7 +315,7 @@ def normalize_tag(tag: str) -> str | None:
     if not words or len(words) > MAX_WORDS:
         return None
     out = " ".join(words)
-    if len(out) > MAX_CHARS or not any(c.isalpha() for c in out):
+    if len(out) > MAX_CHARS or unspaced_chars(out) > MAX_UNSPACED_CHARS or not any(c.isalpha() for c in out):
         return None
     if out in PLACEHOLDER_TAGS or all(w in STOPWORDS for w in words):
         return None

@@ -15,7 +15,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from temarec.tagging.normalize import normalize_tag, normalize_words, singularize
+from temarec.tagging.normalize import (
+    MAX_UNSPACED_CHARS,
+    normalize_tag,
+    normalize_words,
+    singularize,
+    unspaced_chars,
+)
 
 # failure reasons (also used by backends for transport failures)
 NOT_JSON = "not_json"
@@ -350,7 +356,11 @@ def check_tags(
             reason = INJECTION
         elif is_echo(tag, title, rules.echo_overlap):
             reason = ECHO
-        elif len(tag) > rules.max_tag_chars or len(tag.split()) > rules.max_tag_words:
+        elif (
+            len(tag) > rules.max_tag_chars
+            or len(tag.split()) > rules.max_tag_words
+            or unspaced_chars(tag) > MAX_UNSPACED_CHARS
+        ):
             reason = TOO_LONG
         elif rules.drop_generic and tag in GENERIC_TAGS:
             reason = GENERIC
