@@ -120,9 +120,6 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path, demo_ds, monkeyp
     assert _epochs_seconds(tmp_path / "crash") == pytest.approx(
         sum(r["train_seconds"] + r["valid_seconds"] for r in epochs), abs=0.1
     )
-    assert resumed["training"]["epoch_seconds_total"] == pytest.approx(
-        _epochs_seconds(tmp_path / "crash"), abs=0.1
-    )
     from safetensors.torch import load_file
 
     a, b = load_file(str(tmp_path / "full" / BEST)), load_file(str(tmp_path / "crash" / BEST))

@@ -248,10 +248,6 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "best_valid_score": self.best_score,
             "seconds_per_epoch": float(np.mean(epoch_secs)) if epoch_secs else 0.0,
-            # every epoch's training and validation time, over all processes of a resumed run (its
-            # wall_seconds counts only the last process)
-            "epoch_seconds_total": round(
-                sum(r["train_seconds"] + r.get("valid_seconds", 0.0) for r in self.history), 2
-            ),
+            # a resumed run's wall_seconds counts only its last process; epochs.jsonl has every epoch's time
             "resumed_after_epoch": resumed_after,
         }
