@@ -28,3 +28,26 @@ def test_import_is_cheap():
     code = "import sys, temarec; assert 'torch' not in sys.modules; print(temarec.__version__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == temarec.__version__
+
+
+def test_every_module_imports_on_its_own():
+    """Each module, imported first in a fresh interpreter (as `temarec recommend` or a user's script
+    does): the test session imports them in one order only, so a circular import can hide from it."""
+    import pkgutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    from temarec.config import BUILTIN_MODEL_NAMES
+    from temarec.models import BUILTIN_MODELS
+
+    assert BUILTIN_MODELS == BUILTIN_MODEL_NAMES
+    modules = [
+        m.name for m in pkgutil.walk_packages(temarec.__path__, "temarec.") if m.name != "temarec.__main__"
+    ]
+
+    def fails(name: str) -> str | None:
+        r = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True)
+        return f"{name}: {r.stderr.strip().splitlines()[-1]}" if r.returncode else None
+
+    with ThreadPoolExecutor(4) as pool:
+        bad = [f for f in pool.map(fails, modules) if f]
+    assert len(modules) > 50 and not bad, bad

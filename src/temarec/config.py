@@ -80,6 +80,11 @@ class DataConfig(_Strict):
     demo_seed: int = 0
 
 
+#: temarec's own models (`temarec.models.BUILTIN_MODELS` is the same set, checked by a test); their
+#: settings are ModelConfig's fields, `model.params` is for models of your own
+BUILTIN_MODEL_NAMES = frozenset({"pop", "gru4rec", "sasrec", "sasrec-single", "tema", "c2dsr"})
+
+
 class ModelConfig(_Strict):
     name: str = "sasrec"
     hidden: int = Field(64, ge=4)
@@ -171,9 +176,9 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _params_are_for_own_models(self) -> ModelConfig:
-        from temarec.models import BUILTIN_MODELS  # here: the models import torch
-
-        if self.params and self.name in BUILTIN_MODELS:  # a typo'd setting would be ignored silently
+        # the names, not temarec.models: that package imports this module (and torch), so importing it
+        # here would be circular whenever temarec.models is the first thing imported
+        if self.params and self.name in BUILTIN_MODEL_NAMES:  # a typo'd setting would be ignored silently
             raise ValueError(
                 f"model.params ({', '.join(self.params)}) is for models of your own; {self.name} reads "
                 "none (its settings are model.hidden, model.layers...)"
