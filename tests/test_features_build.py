@@ -259,6 +259,23 @@ def test_tags_follow_item_keys_not_positions(small_demo, counting):
         build_item_features(_swap_two_keys(ds), cfg, progress=False, use_text=False, device="cpu")
 
 
+def test_auto_ranks_a_source_by_what_made_it_not_by_its_name(small_demo, counting):
+    """`--source-name` gives imported tags any name; its summary.json says they came from a file."""
+    ds = small_demo
+    root = artifacts_root() / "tags" / ds.name
+    _save_vocab(ds, "keyphrase")
+    _save_vocab(ds, "mytags")
+    _save_vocab(ds, "quick-try")
+    assert tag_sources(ds.name)[:2] == ["keyphrase", "mytags"]  # no summaries: by name, unknown last
+    (root / "mytags" / "summary.json").write_text(json.dumps({"backend": "file:t.json:abc:key"}))
+    (root / "quick-try" / "summary.json").write_text(
+        json.dumps({"backend": "openai:m:x", "sample": None, "limit": 20})
+    )
+    (root / "keyphrase" / "summary.json").write_text("{not json")  # unreadable: falls back to the name
+    assert tag_sources(ds.name) == ["mytags", "keyphrase", "quick-try"]  # a --limit trial comes last
+    assert resolve_tag_source(ds.name, "auto").name == "mytags"
+
+
 def test_items_edited_since_tagging_are_named(small_demo, counting, caplog):
     """An edited title keeps the item's key, so the key check passes; the text hash names the item."""
     from temarec.tagging.vocab import build_vocab, item_text_hashes

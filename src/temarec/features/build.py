@@ -21,6 +21,7 @@ encoder (weights or config) has another identity, hence another store.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -323,16 +324,32 @@ def tag_sources(dataset_name: str) -> list[str]:
     if not root.is_dir():
         return []
     names = [p.name for p in root.iterdir() if (p / "vocab.json").is_file()]
+    return sorted(names, key=lambda name: _source_rank(root / name))
 
-    def rank(name: str) -> tuple:
-        group = next(
-            (i for i, pre in enumerate(TAG_SOURCE_PREFERENCE) if name.startswith(pre)),
-            len(TAG_SOURCE_PREFERENCE),
-        )
-        partial = bool(re.search(r"-(sample|limit)\d", name))
-        return partial, group, "refined" not in name, name
 
-    return sorted(names, key=rank)
+def _source_rank(folder: Path) -> tuple:
+    """Sort key of a tag source: whole catalogue before a `--sample`/`--limit` trial, then the backend
+    (`TAG_SOURCE_PREFERENCE`), then refined before not, then the name.
+
+    What the source is comes from its `summary.json` (written by `temarec tag`: the backend's identity,
+    sample, limit, refine), so a source named with `--source-name` ranks by what made it; the folder name
+    (`file-...`, `...-sample20-seed0`) is the fallback for a source without a readable summary.
+    """
+    name = folder.name
+    backend, partial, refined = name, bool(re.search(r"-(sample|limit)\d", name)), "refined" in name
+    try:
+        doc = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("backend"), str):
+        backend = doc["backend"]
+        partial = doc.get("sample") is not None or doc.get("limit") is not None
+        refined = bool(doc.get("refine"))
+    group = next(
+        (i for i, pre in enumerate(TAG_SOURCE_PREFERENCE) if backend.startswith(pre)),
+        len(TAG_SOURCE_PREFERENCE),
+    )
+    return partial, group, not refined, name
 
 
 def resolve_tag_source(dataset_name: str, spec: str | None) -> Path | None:
