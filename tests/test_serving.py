@@ -188,6 +188,9 @@ def test_http_api(served, demo_ds, monkeypatch):
     assert missing.status_code == 404 and "nobody" in missing.json()["detail"]
     assert client.get(f"/recommend/{user}", params={"domain": "Garden"}).status_code == 422
     assert client.get(f"/recommend/{user}", params={"k": 0}).status_code == 422
+    typo = client.get(f"/recommend/{user}", params={"domians": demo_ds.domains[0], "k": 1})
+    assert typo.status_code == 422  # was ignored: every domain answered
+    assert typo.json()["detail"][0]["loc"] == ["query", "domians"] and "reads domain, k, tags" in typo.text
     assert client.post("/recommend", json={"users": []}).status_code == 422
     assert client.post("/recommend", json={"users": users, "k": 10**6}).status_code == 422
 

@@ -155,12 +155,14 @@ def create_app(run: LoadedRun, api_key: str | None = None) -> FastAPI:
 
     @app.get("/recommend/{user}", response_model=list[Recommendations])
     def recommend_one(
+        request: Request,
         user: str,
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
         domain: Annotated[list[str] | None, Query()] = None,
         tags: Annotated[int, Query(ge=0, le=20)] = 3,
     ) -> list[dict]:
         """Top-k next items of one user in each domain (or the `domain`s asked), with linking tags."""
+        _refuse_unknown_query(request, {"k", "domain", "tags"})
         return answer([user], k, domain, tags)
 
     @app.post("/recommend", response_model=list[Recommendations])
@@ -182,6 +184,25 @@ def create_app(run: LoadedRun, api_key: str | None = None) -> FastAPI:
     if api_key is not None:
         _document_key(app)
     return app
+
+
+def _refuse_unknown_query(request: Request, known: set[str]) -> None:
+    """A 422 for a query parameter the endpoint does not read, shaped as the bodies' `extra_forbidden`
+    errors: `?domians=Music` would otherwise be ignored and answer every domain."""
+    extra = [name for name in request.query_params if name not in known]
+    if extra:
+        raise HTTPException(
+            422,
+            [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ["query", name],
+                    "msg": f"Extra inputs are not permitted (this endpoint reads {', '.join(sorted(known))})",
+                    "input": request.query_params[name],
+                }
+                for name in dict.fromkeys(extra)
+            ],
+        )
 
 
 def _document_key(app: FastAPI) -> None:
