@@ -162,6 +162,27 @@ def test_one_metadata_file_serves_two_categories(tmp_path: Path) -> None:
     assert ds.notes["import"]["items_in_both_sources"] == 1
 
 
+def test_suspicious_imports_are_said(tmp_path: Path, caplog) -> None:
+    """Swapped metadata files, an item reviewed in both sources, and one reviews file given twice."""
+    a, b = _sources(tmp_path)
+    with caplog.at_level("WARNING", logger="temarec.data.amazon_raw"):
+        import_amazon(a, b, k_core=2)
+    assert not caplog.records
+    swapped_a, swapped_b = AmazonSource("Books", a.reviews, b.meta), AmazonSource("Movies", b.reviews, a.meta)
+    with caplog.at_level("WARNING", logger="temarec.data.amazon_raw"):
+        ds = import_amazon(swapped_a, swapped_b, k_core=2)
+    assert ds.items["title"].isna().all()
+    assert "domain 'Books': none of its 3 reviewed items is in its metadata file" in caplog.text
+    assert "domain 'Movies': none of its 4 reviewed items" in caplog.text and "swapped?" in caplog.text
+    caplog.clear()
+    extra = _write_lines(tmp_path / "b2.json", [json.dumps(r) for r in [*REVIEWS_B, REVIEWS_A[0]]])
+    with caplog.at_level("WARNING", logger="temarec.data.amazon_raw"):
+        import_amazon(a, AmazonSource("Movies", extra, b.meta), k_core=2)
+    assert "1 item(s) are reviewed in both sources (e.g. a1); each is kept in domain 'Books'" in caplog.text
+    with pytest.raises(ValueError, match="'Movies' has no items \\(the same reviews file twice"):
+        import_amazon(a, AmazonSource("Movies", a.reviews, b.meta), k_core=2)
+
+
 def test_category_filter_needs_metadata(tmp_path: Path) -> None:
     a, b = _sources(tmp_path)
     with pytest.raises(ValueError, match="metadata"):

@@ -129,6 +129,8 @@ def test_import_amazon_errors_are_one_line(tmp_path):
     assert "Traceback" not in res.output and not (tmp_path / "out").exists()
     res = runner.invoke(app, [*args, "--a-reviews", str(good), "--format", "xml"])
     assert res.exit_code == 2 and "--format" in res.output
+    res = runner.invoke(app, [*args, "--a-reviews", str(good), "--a-category", "Books"])  # no --a-meta
+    assert res.exit_code == 2 and "domain 'A': a category filter needs a metadata file" in res.output
 
 
 def test_a_run_folder_of_other_settings_is_refused_untouched(tmp_path):

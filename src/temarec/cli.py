@@ -135,6 +135,14 @@ def data_import_amazon(
     out: Annotated[Path, typer.Option(help="folder for the canonical files")],
     a_meta: Annotated[Path | None, typer.Option(help="domain A metadata JSON lines")] = None,
     b_meta: Annotated[Path | None, typer.Option(help="domain B metadata JSON lines")] = None,
+    a_category: Annotated[
+        str | None,
+        typer.Option(help="keep only domain A items whose metadata lists this category (needs --a-meta)"),
+    ] = None,
+    b_category: Annotated[
+        str | None,
+        typer.Option(help="keep only domain B items whose metadata lists this category (needs --b-meta)"),
+    ] = None,
     a_name: str = "A",
     b_name: str = "B",
     k_core: int = 5,
@@ -152,8 +160,8 @@ def data_import_amazon(
     _check_data_folder(out, overwrite)
     try:
         ds = import_amazon(
-            AmazonSource(name=a_name, reviews=a_reviews, meta=a_meta),
-            AmazonSource(name=b_name, reviews=b_reviews, meta=b_meta),
+            AmazonSource(name=a_name, reviews=a_reviews, meta=a_meta, category=a_category),
+            AmazonSource(name=b_name, reviews=b_reviews, meta=b_meta, category=b_category),
             k_core=k_core,
             min_per_domain=min_per_domain,
             max_len=max_len,

@@ -16,6 +16,7 @@ import ast
 import gzip
 import io
 import json
+import logging
 import math
 import os
 import re
@@ -30,6 +31,8 @@ from tqdm import tqdm
 from temarec.data.dataset import CDDataset, make_items_frame
 from temarec.data.errors import DataFormatError
 from temarec.data.ragged import Ragged
+
+log = logging.getLogger(__name__)
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _INT_TEXT = re.compile(r"\s*[+-]?[0-9]{1,19}\s*")  # ASCII digits only: int() also takes '²', '１２'
@@ -296,6 +299,16 @@ def import_amazon(
         metas.append(meta_cache[key])
 
     for d, src in enumerate(sources):
+        if src.meta is not None and src.category is None and len(frames[d]):
+            reviewed = pd.unique(frames[d]["asin"])
+            if not any(a in metas[d] for a in reviewed):
+                log.warning(
+                    "domain %r: none of its %d reviewed items is in its metadata file %s, so they get no "
+                    "title or description (metadata of another category, or the two metadata files swapped?)",
+                    src.name,
+                    len(reviewed),
+                    src.meta,
+                )
         if src.category is not None:
             cat = src.category.strip()
             in_cat = [a for a, m in metas[d].items() if cat in m.categories]
@@ -310,6 +323,20 @@ def import_amazon(
     np.minimum.at(item_dom, icode, df["domain"].to_numpy(dtype=np.int8))
     in_both = np.zeros(len(ikeys), dtype=np.int8)
     np.bitwise_or.at(in_both, icode, np.where(df["domain"].to_numpy() == 0, 1, 2).astype(np.int8))
+    both = np.flatnonzero(in_both == 3)
+    if len(both) and not (item_dom == 1).any():
+        raise ValueError(
+            f"every item reviewed for domain {domain_b.name!r} is also reviewed for {domain_a.name!r}, so "
+            f"domain {domain_b.name!r} has no items (the same reviews file twice? one file can serve two "
+            "domains through --a-category/--b-category)"
+        )
+    if len(both):
+        log.warning(
+            "%d item(s) are reviewed in both sources (e.g. %s); each is kept in domain %r, the first",
+            len(both),
+            ", ".join(map(str, ikeys[both[:3]])),
+            domain_a.name,
+        )
 
     # same user and item twice: keep the earliest (ties: file order)
     first = np.lexsort((order, ts))
