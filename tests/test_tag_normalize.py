@@ -86,6 +86,7 @@ def test_singularize_rules():
     assert singularize("supplies") == "supply"
     assert singularize("movies") == "movie"
     assert singularize("olives") == "olive"
+    assert singularize("blues") == "blues" and singularize("greens") == "greens"  # a genre, salad leaves
     assert singularize("leaves") == "leaf"
     assert singularize("glasses") == "glass"
     assert singularize("gas") == "gas"  # short words kept

@@ -203,6 +203,7 @@ _INVARIANT = frozenset(
     acoustics optics statistics graphics billiards darts mews odds thanks whereabouts brussels swiss
     tennis analysis basis crisis iris chassis debris oasis sous marquis grits suds lotus its this his hers
     yes gas plus thus bus ours yours theirs does was has is us
+    blues greens
     """.split()
 )
 
