@@ -233,3 +233,22 @@ def test_ctrl_c_ends_long_commands_with_a_line_and_130(monkeypatch, tmp_path):
     monkeypatch.setattr(temarec.serving.load, "load_run", interrupted)
     res = runner.invoke(app, ["recommend", str(tmp_path), "--user", "U1"])
     assert res.exit_code == 130 and "interrupted: nothing was written" in res.output
+
+
+def test_a_sampled_protocol_larger_than_a_domain_names_the_user(tmp_path):
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "--dataset",
+            "demo",
+            "--model",
+            "pop",
+            "--protocol",
+            "uni5000",
+            "--output",
+            str(tmp_path / "r"),
+        ],
+    )
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert "uni5000: user 'U" in res.output and "eval.exclude_history=false" in res.output

@@ -28,6 +28,21 @@ def domain_exclusion(es: EvalSet, rows: np.ndarray, info: DatasetInfo, d: int, h
     return np.concatenate([pos_r, r[keep]]), np.concatenate([pos_c, v[keep] - info.domain_offset[d]])
 
 
+class TooFewNegativesError(ValueError):
+    """A user has fewer items of the target domain left to draw from than the protocol's N."""
+
+    def __init__(
+        self, user: int, eligible: int, domain: str, n_neg: int, user_key: str | None = None
+    ) -> None:
+        self.user, self.eligible, self.domain, self.n_neg = user, eligible, domain, n_neg
+        who = f"user {user_key!r}" if user_key is not None else f"user number {user}"
+        super().__init__(
+            f"uni{n_neg}: {who} has only {eligible} items of domain {domain} left to draw negatives from "
+            f"(the domain's items, less the target and the user's history), fewer than {n_neg}; use a "
+            f"smaller N (e.g. uni{max(1, eligible // 2)}) or eval.exclude_history=false"
+        )
+
+
 def sample_negatives(
     es: EvalSet,
     info: DatasetInfo,
@@ -55,10 +70,7 @@ def sample_negatives(
             eligible = (keys < 2.0).sum(1)
             if eligible.min() < n_neg:
                 bad = int(rows[np.argmin(eligible)])
-                raise ValueError(
-                    f"instance {bad} (user {es.users[bad]}) has only {eligible.min()} eligible negatives "
-                    f"in domain {info.domains[d]}, fewer than {n_neg}"
-                )
+                raise TooFewNegativesError(int(es.users[bad]), int(eligible.min()), info.domains[d], n_neg)
             pick = np.argpartition(keys, n_neg - 1, axis=1)[:, :n_neg]
             out[rows] = np.sort(pick, axis=1) + info.domain_offset[d]
     return out

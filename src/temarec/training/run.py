@@ -18,7 +18,7 @@ from temarec import __version__
 from temarec.config import RunConfig, config_differences
 from temarec.data.registry import load_dataset
 from temarec.data.splits import VALIDATION_RULE, get_split
-from temarec.evaluation.candidates import candidates_path, load_or_sample
+from temarec.evaluation.candidates import TooFewNegativesError, candidates_path, load_or_sample
 from temarec.evaluation.evaluator import Evaluator
 from temarec.evaluation.protocol import parse_protocol
 from temarec.files import atomic_write
@@ -90,9 +90,13 @@ def build_evaluators(ds, split, cfg: RunConfig, part: str) -> dict[str, Evaluato
                 cfg.eval.candidate_seed,
                 cfg.eval.exclude_history,
             )
-            cands = load_or_sample(
-                path, es, info, p.n_neg, cfg.eval.candidate_seed, cfg.eval.exclude_history, part
-            )
+            try:
+                cands = load_or_sample(
+                    path, es, info, p.n_neg, cfg.eval.candidate_seed, cfg.eval.exclude_history, part
+                )
+            except TooFewNegativesError as e:  # name the user as the data does
+                key = str(ds.user_keys[e.user])
+                raise TooFewNegativesError(e.user, e.eligible, e.domain, e.n_neg, key) from None
         out[p.name] = Evaluator(
             info,
             es,
