@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from temarec.data.canonical import load_canonical, write_canonical
@@ -256,7 +258,8 @@ def test_parquet_errors_name_the_row(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError) as err:
         load_canonical(folder)
     assert err.value.line == 3 and err.value.field == "item_id"
-    assert "interactions.parquet: row 3: field 'item_id'" in str(err.value) and str(err.value).count("3") == 1
+    msg = str(err.value)[len(err.value.path) :]  # the tmp path may hold a 3 of its own
+    assert msg.startswith(": row 3: field 'item_id'") and msg.count("3") == 1
 
     pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "b"], "timestamp": [1.0, np.nan]}).to_parquet(
         folder / "interactions.parquet"
@@ -359,3 +362,388 @@ def test_timestamps_mixing_seconds_and_milliseconds_warn(
     with caplog.at_level("WARNING", logger="temarec.data.canonical"):
         load_canonical(_folder(tmp_path, interactions=in_ms))  # one unit, any unit: fine
     assert not caplog.records
+
+
+# ---- text rules: position once, encoding, columns named twice, control characters, whitespace, -------
+# ---- negative times ---------------------------------------------------------------------------------
+def _error(folder: Path) -> DataFormatError:
+    """The error loading `folder` raises; the folder is left as it was."""
+    before = _snapshot(folder)
+    with pytest.raises(DataFormatError) as err:
+        load_canonical(folder)
+    assert _snapshot(folder) == before
+    return err.value
+
+
+def _pq_folder(tmp_path: Path, items: dict, interactions: dict) -> Path:
+    folder = tmp_path / "pq"
+    folder.mkdir(exist_ok=True)
+    pd.DataFrame(items).to_parquet(folder / "items.parquet")
+    pd.DataFrame(interactions).to_parquet(folder / "interactions.parquet")
+    return folder
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name.startswith("temarec.data")]
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "row", "text"),
+    [
+        (3, "x", False, "f.csv:3: field 'x' bad"),
+        (3, "x", True, "f.parquet: row 3: field 'x' bad"),
+        (1, None, False, "f.csv:1: bad"),
+        (None, "x", False, "f.csv: field 'x' bad"),
+        (None, None, True, "f.parquet: bad"),
+    ],
+)
+def test_error_text_names_the_position_once(
+    line: int | None, field: str | None, row: bool, text: str
+) -> None:
+    e = DataFormatError(text.split(":")[0], line, field, "bad", row=row)
+    assert str(e) == text
+    assert (e.line, e.field, e.reason) == (line, field, "bad")
+
+
+def test_parquet_error_names_its_row_once_like_a_csv_names_its_line(tmp_path: Path) -> None:
+    csv_folder = _folder(tmp_path, "item_id,domain\na,X\nb,Y\n", H + "u,a,1\nu,b,2\nu,c,3\n")
+    e = _error(csv_folder)
+    assert str(e) == (
+        f"{csv_folder / 'interactions.csv'}:4: field 'item_id' unknown item_id 'c' (not in items.csv)"
+    )
+    pq_folder = _pq_folder(
+        tmp_path,
+        {"item_id": ["a", "b"], "domain": ["X", "Y"]},
+        {"user_id": ["u"] * 3, "item_id": ["a", "b", "c"], "timestamp": [1, 2, 3]},
+    )
+    e = _error(pq_folder)
+    assert str(e) == (
+        f"{pq_folder / 'interactions.parquet'}: row 3: field 'item_id' "
+        "unknown item_id 'c' (not in items.parquet)"
+    )
+    assert (e.line, e.field) == (3, "item_id")
+
+
+LATIN1_ITEMS = ITEMS.replace("Alien", "Ali\u00e9n").encode("latin-1")  # m1 is on line 3
+UTF8_BAD = "not UTF-8 text (byte 0x{:02x}); save the file as UTF-8"
+UTF16 = "the file is UTF-16 text; save it as UTF-8"
+UTF16_NO_BOM = "NUL bytes in the first line: the file looks like UTF-16 text; save it as UTF-8"
+NOT_UTF8_CASES = {
+    # name: (file, bytes, line of the message, reason)
+    "latin-1 in a data line": ("items.csv", LATIN1_ITEMS, 3, UTF8_BAD.format(0xE9)),
+    "latin-1 in the header": (
+        "interactions.csv",
+        ("us\u00e9r_id" + INTERACTIONS[7:]).encode("latin-1"),
+        1,
+        UTF8_BAD.format(0xE9),
+    ),
+    # the record of m2 starts on line 5; the bad byte is on its second physical line
+    "latin-1 in a quoted value's second line": (
+        "items.csv",
+        ITEMS.replace("(1995)", "(1995) caf\u00e9").encode("latin-1"),
+        6,
+        UTF8_BAD.format(0xE9),
+    ),
+    "UTF-16 with a byte-order mark": ("items.csv", ITEMS.encode("utf-16"), 1, UTF16),
+    "UTF-16 without one": ("items.csv", ITEMS.encode("utf-16-le"), 1, UTF16_NO_BOM),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_UTF8_CASES))
+def test_a_csv_that_is_not_utf8_names_the_line_of_the_first_bad_byte(tmp_path: Path, case: str) -> None:
+    fname, data, line, reason = NOT_UTF8_CASES[case]
+    folder = _folder(tmp_path)
+    (folder / fname).write_bytes(data)
+    e = _error(folder)
+    assert str(e) == f"{folder / fname}:{line}: {reason}"
+    assert (e.line, e.field) == (line, None)
+
+
+def test_a_column_named_twice_is_refused_in_csv_and_parquet(tmp_path: Path) -> None:
+    """Spaces around a CSV column name are ignored, so ` user_id` is `user_id` a second time."""
+    folder = _folder(tmp_path, interactions="user_id,item_id,timestamp, user_id\nu1,b1,1,u2\n")
+    e = _error(folder)
+    assert (
+        str(e) == f"{folder / 'interactions.csv'}:1: field 'user_id' this column is named twice in the header"
+    )
+    assert (e.line, e.field) == (1, "user_id")
+
+    pq_folder = _pq_folder(
+        tmp_path,
+        {"item_id": ["a", "b"], "domain": ["X", "Y"]},
+        {"user_id": ["u"], "item_id": ["a"], "timestamp": [1]},
+    )
+    table = pa.table([["a", "b"], ["X", "Y"], ["t", "u"]], names=["item_id", "domain", "item_id"])
+    pq.write_table(table, pq_folder / "items.parquet")
+    e = _error(pq_folder)  # pandas would fail with a many-line schema dump
+    twice = "field 'item_id' this column is named twice among the file's columns"
+    assert str(e) == f"{pq_folder / 'items.parquet'}: {twice}"
+    assert (e.line, e.field) == (None, "item_id")
+
+
+CONTROL = "contains the control character U+{:04X}; {} must be printable text"
+SPACES = "has whitespace at its start or end; ids are matched exactly, so remove it"
+BAD_TEXT_CASES = {
+    # name: (items, interactions, file, line, field, message after "field '...' ")
+    "NUL in an item id": (
+        "item_id,domain\na,X\nb\x00,Y\n",
+        H + "u,a,1\n",
+        "items.csv",
+        3,
+        "item_id",
+        "value 'b\\x00' " + CONTROL.format(0, "ids"),
+    ),
+    "escape in a user id": (
+        "item_id,domain\na,X\nb,Y\n",
+        H + "u,a,1\nu\x1b[0m,b,2\n",
+        "interactions.csv",
+        3,
+        "user_id",
+        "value 'u\\x1b[0m' " + CONTROL.format(0x1B, "ids"),
+    ),
+    "quoted tab in an item id": (
+        'item_id,domain\n"a\tb",X\nb,Y\n',
+        H + "u,b,1\n",
+        "items.csv",
+        2,
+        "item_id",
+        "value 'a\\tb' " + CONTROL.format(9, "ids"),
+    ),
+    # refused as a bad id, not reported as an unknown one
+    "NUL in an interaction's item id": (
+        "item_id,domain\na,X\nb,Y\n",
+        H + "u,a,1\nu,b,2\nv,a\x00,3\n",
+        "interactions.csv",
+        4,
+        "item_id",
+        "value 'a\\x00' " + CONTROL.format(0, "ids"),
+    ),
+    "C1 control in a domain": (
+        "item_id,domain\na,X\nb,Y\x85\n",
+        H + "u,a,1\n",
+        "items.csv",
+        3,
+        "domain",
+        "value 'Y\\x85' " + CONTROL.format(0x85, "domain names"),
+    ),
+    "NUL in an image": (
+        "item_id,domain,image\na,X,a\x00.jpg\nb,Y,\n",
+        H + "u,a,1\n",
+        "items.csv",
+        2,
+        "image",
+        "value 'a\\x00.jpg' " + CONTROL.format(0, "image references"),
+    ),
+    "leading space in an item id": (
+        "item_id,domain\na,X\n b,Y\n",
+        H + "u,a,1\n",
+        "items.csv",
+        3,
+        "item_id",
+        "value ' b' " + SPACES,
+    ),
+    "trailing space in a user id": (
+        "item_id,domain\na,X\nb,Y\n",
+        H + "u,a,1\nu ,b,2\n",
+        "interactions.csv",
+        3,
+        "user_id",
+        "value 'u ' " + SPACES,
+    ),
+    "quoted space in a user id": (
+        "item_id,domain\na,X\nb,Y\n",
+        H + '" u",a,1\n',
+        "interactions.csv",
+        2,
+        "user_id",
+        "value ' u' " + SPACES,
+    ),
+    "no-break space in a user id": (
+        "item_id,domain\na,X\nb,Y\n",
+        H + "u\u00a0,a,1\n",
+        "interactions.csv",
+        2,
+        "user_id",
+        "value 'u\\xa0' " + SPACES,  # the message escapes it, as it is invisible
+    ),
+    # 'b ' would have been an unknown item id; it is named as what it is
+    "space in an interaction's item id": (
+        "item_id,domain\na,X\nb,Y\n",
+        H + "u,a,1\nu,b ,2\n",
+        "interactions.csv",
+        3,
+        "item_id",
+        "value 'b ' " + SPACES,
+    ),
+    "space around a domain": (
+        "item_id,domain\na,X\nb, Y\n",
+        H + "u,a,1\n",
+        "items.csv",
+        3,
+        "domain",
+        "value ' Y' " + SPACES.replace("ids are", "domain names are"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TEXT_CASES))
+def test_ids_with_control_characters_or_edge_whitespace_are_refused(tmp_path: Path, case: str) -> None:
+    """Ids are matched exactly against the other file and every artifact keyed by them, so they are
+    refused rather than silently cleaned (which could merge two ids)."""
+    items, interactions, fname, line, field, message = BAD_TEXT_CASES[case]
+    folder = _folder(tmp_path, items, interactions)
+    e = _error(folder)
+    assert str(e) == f"{folder / fname}:{line}: field '{field}' {message}"
+    assert (e.line, e.field) == (line, field)
+    assert "\n" not in str(e) and str(e).isprintable()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("item_id", " a", "value ' a' " + SPACES),
+        ("item_id", "a\x00", "value 'a\\x00' " + CONTROL.format(0, "ids")),
+        ("user_id", "u\t", "value 'u\\t' " + CONTROL.format(9, "ids")),
+        ("user_id", "u ", "value 'u ' " + SPACES),
+    ],
+)
+def test_parquet_ids_follow_the_csv_rules(tmp_path: Path, field: str, value: str, reason: str) -> None:
+    items = {"item_id": ["a", "b"], "domain": ["X", "Y"]}
+    interactions = {"user_id": ["u", "u"], "item_id": ["b", "a"], "timestamp": [1, 2]}
+    if field == "item_id":
+        items["item_id"] = ["b", value]  # the second row of items.parquet
+    else:
+        interactions["user_id"] = ["u", value]  # the second row of interactions.parquet
+    folder = _pq_folder(tmp_path, items, interactions)
+    e = _error(folder)
+    fname = "items.parquet" if field == "item_id" else "interactions.parquet"
+    assert str(e) == f"{folder / fname}: row 2: field '{field}' {reason}"
+    assert (e.line, e.field, e.reason) == (2, field, reason)
+    # the same value in a CSV: the same reason, at its line
+    csv_folder = _folder(
+        tmp_path,
+        "item_id,domain\n"
+        + "".join(f'"{k}",{d}\n' for k, d in zip(items["item_id"], items["domain"], strict=True)),
+        H + "".join(f'"{u}",{i},{t}\n' for u, i, t in zip(*interactions.values(), strict=True)),
+    )
+    assert _error(csv_folder).reason == reason
+
+
+def test_nul_in_titles_and_descriptions_is_removed_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A NUL in free text is removed, not refused: see `canonical._strip_nul` for why."""
+    items = (
+        'item_id,domain,title,description\na,X,Du\x00ne,ok\nb,Y,\x00,"d\x00e\x00"\nc,Y,Alien,"tab\there"\n'
+    )
+    with caplog.at_level("WARNING", logger="temarec.data.canonical"):
+        ds = load_canonical(_folder(tmp_path, items, H + "u,a,1\n"))
+    assert _vals(ds.items["title"]) == ["Dune", None, "Alien"]  # a title of only NULs is no title
+    assert _vals(ds.items["description"]) == ["ok", "de", "tab\there"]  # other control characters stay
+    path = tmp_path / "ds" / "items.csv"
+    assert _warnings(caplog) == [
+        f"{path}: 'title' has NUL characters (2 values, first at line 2); they are removed",
+        f"{path}: 'description' has NUL characters (1 value, first at line 3); they are removed",
+    ]
+    caplog.clear()
+    folder = _pq_folder(
+        tmp_path,
+        {"item_id": ["a", "b"], "domain": ["X", "Y"], "title": ["A", "B\x00"]},
+        {"user_id": ["u"], "item_id": ["a"], "timestamp": [1]},
+    )
+    with caplog.at_level("WARNING", logger="temarec.data.canonical"):
+        ds = load_canonical(folder)
+    assert _vals(ds.items["title"]) == ["A", "B"]
+    assert _warnings(caplog) == [
+        f"{folder / 'items.parquet'}: 'title' has NUL characters (1 value, first at row 2); they are removed"
+    ]
+
+
+NEGATIVE = (
+    "{}: negative timestamps: {} (first at {}: {}); a time before 1970 is usually a missing-time marker "
+    "or a sign error, and histories are ordered by the raw numbers, so these come first"
+)
+
+
+def test_negative_timestamps_load_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    interactions = H + "u,a,10\nu,b,-5\nv,a,-1\n"
+    with caplog.at_level("WARNING", logger="temarec.data.canonical"):
+        ds = load_canonical(_folder(tmp_path, "item_id,domain\na,X\nb,Y\n", interactions))
+    assert ds.timestamps is not None and ds.timestamps.tolist() == [[-5, 10], [-1]]  # loaded, ordered
+    assert _warnings(caplog) == [NEGATIVE.format(tmp_path / "ds" / "interactions.csv", 2, "line 3", -5)]
+    caplog.clear()
+    folder = _pq_folder(
+        tmp_path,
+        {"item_id": ["a", "b"], "domain": ["X", "Y"]},
+        {"user_id": ["u", "u"], "item_id": ["a", "b"], "timestamp": [0, -7]},
+    )
+    with caplog.at_level("WARNING", logger="temarec.data.canonical"):
+        load_canonical(folder)
+    assert _warnings(caplog) == [NEGATIVE.format(folder / "interactions.parquet", 1, "row 2", -7)]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="temarec.data.canonical"):
+        load_canonical(_folder(tmp_path))  # 0 and up: no warning
+    assert _warnings(caplog) == []
+
+
+def _with_key(ds: CDDataset, *, item: str | None = None, user: str | None = None) -> CDDataset:
+    items = ds.items.copy()
+    if item is not None:
+        items.loc[items.index[0], "key"] = item
+    users = ds.user_keys.copy()
+    if user is not None:
+        users[0] = user
+    return CDDataset(ds.name, ds.domains, items, users, ds.sequences, ds.timestamps)
+
+
+@pytest.mark.parametrize(
+    ("item", "user", "message"),
+    [
+        (
+            "a1 ",
+            None,
+            "toy: item key 'a1 ' has whitespace at its start or end; item keys are matched exactly",
+        ),
+        ("a\x001", None, "toy: item key 'a\\x001' contains the control character U+0000; item keys must"),
+        (None, "\tx", "toy: user key '\\tx' contains the control character U+0009; user keys must be"),
+        (None, " x", "toy: user key ' x' has whitespace at its start or end; user keys are matched"),
+        (None, "", "toy: user keys must be non-empty to be written"),
+    ],
+)
+def test_write_refuses_what_load_would_refuse_and_writes_nothing(
+    tmp_path: Path, item: str | None, user: str | None, message: str
+) -> None:
+    """A folder is only ever replaced by one that loads: the previous files stay untouched."""
+    out = tmp_path / "out"
+    write_canonical(_dataset(), out)
+    before = _snapshot(out)
+    with pytest.raises(ValueError) as err:
+        write_canonical(_with_key(_dataset(), item=item, user=user), out)
+    assert str(err.value).startswith(message)
+    if user != "":
+        assert str(err.value).endswith("(load_canonical refuses it); nothing was written")
+    assert _snapshot(out) == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp")]
+
+
+def test_write_removes_nul_from_text_and_refuses_it_in_an_image(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ds = _dataset()
+    ds.items.loc[ds.items.index[0], "title"] = "First\x00"
+    with caplog.at_level("WARNING", logger="temarec.data.canonical"):
+        write_canonical(ds, tmp_path / "out")
+    assert _warnings(caplog) == ["toy: 'title' has NUL characters (1 value); they are removed"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="temarec.data.canonical"):
+        back = load_canonical(tmp_path / "out")  # the written folder is clean
+    assert _warnings(caplog) == []
+    assert back.items["title"].iloc[0] == "First"
+    ds.items.loc[ds.items.index[0], "image"] = "http://img/\x00"
+    with pytest.raises(ValueError) as err:
+        write_canonical(ds, tmp_path / "out2")
+    assert str(err.value) == (
+        "toy: image of item 'a1' 'http://img/\\x00' contains the control character U+0000; image references "
+        "must be printable text (load_canonical refuses it); nothing was written"
+    )
+    assert not (tmp_path / "out2" / "items.csv").exists()

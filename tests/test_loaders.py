@@ -125,3 +125,151 @@ def test_malformed_c2dsr_line(tmp_path, need_real):
     with pytest.raises(DataFormatError) as err:
         load_urllm(tmp_path)
     assert err.value.line == 2 and err.value.field == "n" and "train_F2.txt:2" in str(err.value)
+
+
+# ---- text rules shared with the canonical format ----------------------------------------------------
+def _messages(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name.startswith("temarec.data")]
+
+
+def _urllm(tmp_path, train: str = "0\t1\t0|0|0\t2|1|1\n"):
+    """A tiny URLLM folder: items 0-1 in domain A, 2-3 in B; one user line per file."""
+    head = "idBefore,item_title,idAfter,item_attribute\n"
+    (tmp_path / "item_listA_F.csv").write_text(head + "x0,Tea,0,food\nx1,Jam,1,food\n", encoding="utf-8")
+    (tmp_path / "item_listO_AA_F.csv").write_text(head + "y0,Pan,2,pots\ny1,Pot,3,pots\n", encoding="utf-8")
+    (tmp_path / "train_F2.txt").write_text(train, encoding="utf-8")
+    (tmp_path / "valid_F2.txt").write_text("1\t1\t1|0|0\t3|1|1\n", encoding="utf-8")
+    (tmp_path / "test_F2.txt").write_text("2\t1\t0|0|0\t3|1|1\n", encoding="utf-8")
+    return tmp_path
+
+
+def _llmcdsr(tmp_path, valid: str = "3\t0,2\n"):
+    """A tiny LLMCDSR folder: two items per domain, one user per file."""
+    (tmp_path / "num.txt").write_text("2\n2\n")
+    (tmp_path / "item_set_A.json").write_text(json.dumps({"a0": 0, "a1": 1}))
+    (tmp_path / "item_set_B.json").write_text(json.dumps({"b0": 0, "b1": 1}))
+    for name, line in [("train_A", "0\t0,1\n"), ("train_B", "1\t2,3\n"), ("train_overlap", "2\t0,3\n")]:
+        (tmp_path / f"{name}.txt").write_text(line)
+    (tmp_path / "valid.txt").write_text(valid)
+    (tmp_path / "test.txt").write_text("4\t1,3\n")
+    return tmp_path
+
+
+def test_tiny_urllm_and_llmcdsr_folders_load(tmp_path, caplog):
+    """The folders the tests below break load as they are, without a warning."""
+    (tmp_path / "u").mkdir()
+    (tmp_path / "l").mkdir()
+    with caplog.at_level("WARNING"):
+        assert load_urllm(_urllm(tmp_path / "u")).n_items == 4
+        assert load_llmcdsr(_llmcdsr(tmp_path / "l")).n_users == 5
+    assert _messages(caplog) == []
+
+
+def test_text_files_that_are_not_utf8_name_the_line(tmp_path):
+    folder = _abxi(tmp_path, "0 1|10\n1 2|5\n")
+    (folder / "interactions.txt").write_bytes("0 1|10\n1 2|5 caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(DataFormatError) as err:
+        load_abxi(folder)
+    assert (
+        str(err.value)
+        == f"{folder / 'interactions.txt'}:2: not UTF-8 text (byte 0xe9); save the file as UTF-8"
+    )
+    assert err.value.line == 2
+
+    (folder / "interactions.txt").write_text("0 1|10\n")
+    (folder / "item_map.json").write_bytes('{"a": [1, 0],\n "\u00e9": [2, 1]}'.encode("latin-1"))
+    with pytest.raises(DataFormatError) as err:
+        load_abxi(folder)
+    assert (
+        str(err.value) == f"{folder / 'item_map.json'}:2: not UTF-8 text (byte 0xe9); save the file as UTF-8"
+    )
+
+
+def test_a_urllm_item_list_that_is_not_utf8_names_the_line(tmp_path):
+    folder = _urllm(tmp_path)
+    path = folder / "item_listO_AA_F.csv"
+    path.write_bytes(path.read_text().replace("Pot", "Po\u00eale").encode("latin-1"))
+    with pytest.raises(DataFormatError) as err:
+        load_urllm(folder)
+    assert str(err.value) == f"{path}:3: not UTF-8 text (byte 0xea); save the file as UTF-8"
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("b ", "'b ' has whitespace at its start or end; item keys are matched exactly, so remove it"),
+        ("b\x00", "'b\\x00' contains the control character U+0000; item keys must be printable text"),
+    ],
+)
+def test_abxi_item_keys_follow_the_canonical_rules(tmp_path, key, reason):
+    folder = _abxi(tmp_path, "0 1|10 3|20\n", item_map={"a": [1, 0], key: [2, 0], "c": [3, 1]})
+    with pytest.raises(DataFormatError) as err:
+        load_abxi(folder)
+    assert str(err.value) == f"{folder / 'item_map.json'}: item key {reason}"
+
+
+def test_llmcdsr_item_keys_follow_the_canonical_rules(tmp_path):
+    folder = _llmcdsr(tmp_path)
+    (folder / "item_set_B.json").write_text(json.dumps({"b0": 0, "\tb1": 1}))
+    with pytest.raises(DataFormatError) as err:
+        load_llmcdsr(folder)
+    assert str(err.value) == (
+        f"{folder / 'item_set_B.json'}: item key '\\tb1' contains the control character U+0009; "
+        "item keys must be printable text"
+    )
+
+
+def test_user_ids_with_spaces_around_them_are_refused(tmp_path):
+    """URLLM and LLMCDSR keep a user id as written: ' 5' and '5' would be two users."""
+    (tmp_path / "u").mkdir()
+    folder = _urllm(tmp_path / "u", train="0\t1\t0|0|0\t2|1|1\n 0\t1\t0|0|0\t3|1|1\n")
+    with pytest.raises(DataFormatError) as err:
+        load_urllm(folder)
+    assert str(err.value) == (
+        f"{folder / 'train_F2.txt'}:2: field 'uid' value ' 0' has whitespace at its start or end; "
+        "user ids are matched exactly, so remove it"
+    )
+    (tmp_path / "l").mkdir()
+    folder = _llmcdsr(tmp_path / "l", valid="3 \t0,2\n")
+    with pytest.raises(DataFormatError) as err:
+        load_llmcdsr(folder)
+    assert (err.value.line, err.value.field) == (1, "uid")
+    assert str(err.value).startswith(f"{folder / 'valid.txt'}:1: field 'uid' value '3 ' has whitespace")
+
+
+def test_nul_in_titles_is_removed_with_a_warning(tmp_path, caplog):
+    folder = _abxi(tmp_path, "0 1|10 3|20\n")
+    (folder / "item_titles.json").write_text(json.dumps({"a": "Te\u0000a", "c": "Pan"}))
+    with caplog.at_level("WARNING", logger="temarec.data.loaders"):
+        ds = load_abxi(folder)
+    assert ds.items["title"].tolist()[:1] == ["Tea"] and ds.items["title"].tolist()[2] == "Pan"
+    assert _messages(caplog) == [
+        f"{folder / 'item_titles.json'}: 'title' has NUL characters (1 value, first for item 'a'); "
+        "they are removed"
+    ]
+
+
+def test_negative_abxi_timestamps_warn(tmp_path, caplog):
+    folder = _abxi(tmp_path, "0 1|10 3|20\n1 2|5 3|-1 1|-3\n")
+    with caplog.at_level("WARNING", logger="temarec.data.loaders"):
+        ds = load_abxi(folder)
+    assert ds.timestamps.tolist() == [[10, 20], [-3, -1, 5]]
+    assert _messages(caplog) == [
+        f"{folder / 'interactions.txt'}: negative timestamps: 2 (first at line 2: -3); a time before 1970 "
+        "is usually a missing-time marker or a sign error, and histories are ordered by the raw numbers, so "
+        "these come first"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "loader"),
+    [
+        ("amazon-food-kitchen", load_abxi),
+        ("amazon-art-office", load_urllm),
+        ("llmcdsr-food-kitchen", load_llmcdsr),
+    ],
+)
+def test_the_shared_datasets_load_without_warnings(need_real, caplog, name, loader):
+    with caplog.at_level("WARNING"):
+        loader(need_real(name))
+    assert _messages(caplog) == []

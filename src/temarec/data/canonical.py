@@ -15,6 +15,15 @@ interactions are sorted by timestamp; ties keep file order.
 
 Every check is vectorised; a bad value raises `DataFormatError` naming the file, the line as a person
 sees it in a CSV (header = line 1), or the 1-based row of a Parquet table, and the field.
+
+Text rules, the same for CSV and Parquet (and for what `write_canonical` writes, so that a written folder
+always loads): the files are UTF-8. Ids and domain names (`item_id`, `user_id`, `domain`) are matched
+exactly, so one with a control character (NUL, tab, newline, ...) or with whitespace at its start or end
+is an error, never silently cleaned: `'u1 '` and `'u1'` are different users to every other file that
+names them (tags, candidate sets, recommendations), and cleaning one silently would make two ids one or
+break those links. An `image` with a control character is an error too (it names a file or URL). NUL
+characters in `title` and `description` are removed with a warning (see `_strip_nul`). Negative
+timestamps load, with a warning.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import logging
 import os
 import shutil
 import tempfile
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +44,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from temarec.data.dataset import CDDataset, make_items_frame
-from temarec.data.errors import DataFormatError, DatasetNotFoundError
+from temarec.data.errors import DataFormatError, DatasetNotFoundError, not_utf8
 from temarec.data.ragged import Ragged
 
 log = logging.getLogger(__name__)
@@ -51,6 +62,64 @@ INTERACTION_REQUIRED = ("user_id", "item_id", "timestamp")
 
 Format = Literal["csv", "parquet"]
 _STR = pd.StringDtype("pyarrow")
+
+#: what an id or domain name may not hold: a control character anywhere (C0 incl. NUL, tab and newline,
+#: DEL, C1), or whitespace (ASCII or Unicode) at its start or end
+_UNCLEAN_KEY = r"\p{Cc}|^[\s\p{Z}]|[\s\p{Z}]$"
+_CONTROL = r"\p{Cc}"
+
+
+def _strings(values: object) -> pa.Array | pa.ChunkedArray:
+    """Values as an Arrow string array whose bytes lie in one data buffer per chunk (not string_view,
+    which keeps short values inline), or a null array when there is nothing to check."""
+    arr = pa.array(values)
+    if pa.types.is_null(arr.type) or pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        return arr
+    return arr.cast(pa.large_string())
+
+
+def _any_byte(arr: pa.Array | pa.ChunkedArray, pred: object) -> bool:
+    """Whether any byte of the string data (all chunks, read as one numpy array each) satisfies `pred`."""
+    for chunk in arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]:
+        data = chunk.buffers()[2]
+        if data is not None and pred(np.frombuffer(data, dtype=np.uint8)).any():  # type: ignore[operator]
+            return True
+    return False
+
+
+def unclean_keys(values: object, *, edges: bool = True) -> np.ndarray:
+    """Mask of the values (a pandas Series/Index or array of str) holding a control character or, with
+    `edges`, whitespace at either end.
+
+    Clean columns, the usual case, cost one numpy pass over the bytes (no control byte: none below 0x20,
+    no DEL, no 0xC2 that leads a C1 control in UTF-8) and one Arrow trim; only a column that fails them
+    runs the exact per-value regex.
+    """
+    arr = _strings(values)
+    if pa.types.is_null(arr.type):  # nothing to check (no values, or all missing)
+        return np.zeros(len(arr), dtype=bool)
+    maybe = _any_byte(arr, lambda b: (b < 0x20) | (b == 0x7F) | (b == 0xC2)) or (
+        edges and not pc.all(pc.equal(pc.utf8_trim_whitespace(arr), arr)).as_py()
+    )
+    if not maybe:
+        return np.zeros(len(arr), dtype=bool)
+    hit = pc.match_substring_regex(arr, _UNCLEAN_KEY if edges else _CONTROL)
+    return np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _show(v: str, limit: int = 60) -> str:
+    """A value as a one-line repr (control characters escaped), shortened if long."""
+    r = repr(v)
+    return r if len(r) <= limit else r[: limit - 4] + "...'"
+
+
+def key_problem(v: str, what: str = "ids") -> str:
+    """What is wrong with a value `unclean_keys` flagged, and what to do, e.g. "'b\\x001' contains the
+    control character U+0000; ids must be printable text". `what`: the kind of value, plural."""
+    bad = next((c for c in v if unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        return f"{_show(v)} contains the control character U+{ord(bad):04X}; {what} must be printable text"
+    return f"{_show(v)} has whitespace at its start or end; {what} are matched exactly, so remove it"
 
 
 # ---- reading tables --------------------------------------------------------------------------------
@@ -102,6 +171,24 @@ class _Table:
         if len(bad):
             raise self.error(int(bad[0]), col, "empty value; this field is required")
 
+    def require_clean(self, col: str, uniq: object, codes: np.ndarray | None = None) -> None:
+        """Refuse an id or domain name with a control character or edge whitespace (module docstring).
+
+        `uniq`: the column's distinct values in order of first appearance and `codes` each row's index
+        into them (`pd.factorize`), so each value is checked once; without `codes`, the column itself.
+        """
+        bad = np.flatnonzero(unclean_keys(uniq))
+        if len(bad):
+            i = int(bad[0])
+            row = i if codes is None else int(np.argmax(codes == i))  # first row of the first bad value
+            v = uniq.iloc[i] if isinstance(uniq, pd.Series) else uniq[i]  # type: ignore[index]
+            what = "domain names" if col == "domain" else "ids"
+            raise self.error(row, col, f"value {key_problem(str(v), what)}")
+
+    def where(self, row: int) -> str:
+        """'line N' (CSV) or 'row N' (Parquet) of a 0-based data row, for a warning."""
+        return f"{'line' if self.is_csv else 'row'} {self.lines([row])[0]}"
+
 
 def _csv_record_lines(path: Path, upto: int) -> list[int]:
     """Starting physical line of the non-blank CSV records 0..upto (record 0 is the header).
@@ -145,33 +232,24 @@ def _refuse_duplicate_columns(path: Path, columns: list[str], line: int | None) 
     seen: set[str] = set()
     for c in columns:
         if c in seen:
-            raise DataFormatError(path, line, c, "this column is named twice in the header")
+            where = "in the header" if line is not None else "among the file's columns"
+            raise DataFormatError(path, line, c, f"this column is named twice {where}")
         seen.add(c)
-
-
-def _not_utf8(path: Path) -> DataFormatError | None:
-    """The line and byte of the first byte that is not UTF-8, if there is one (only on the error path:
-    it reads the whole file)."""
-    data = path.read_bytes()
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        return DataFormatError(
-            path, line, None, f"not UTF-8 text (byte 0x{data[e.start]:02x}); save the file as UTF-8"
-        )
-    return None
 
 
 def _read_table(path: Path) -> _Table:
     """Read a CSV with every column as a string (so bad values stay visible) or a Parquet table."""
     if path.suffix == ".parquet":
         try:
+            # a column named twice: checked on the schema, as reading it fails with a multi-line dump
+            _refuse_duplicate_columns(path, [str(c) for c in pq.read_schema(path).names], None)
             df = pd.read_parquet(path)
-        except Exception as e:  # pyarrow raises several types for a corrupt file
-            raise DataFormatError(path, None, None, f"cannot read Parquet file: {e}") from None
+        except DataFormatError:
+            raise
+        except Exception as e:  # pyarrow raises several types for a corrupt file; some span lines
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise DataFormatError(path, None, None, f"cannot read Parquet file: {first}") from None
         df.columns = [str(c) for c in df.columns]
-        _refuse_duplicate_columns(path, list(df.columns), None)
         return _Table(path, df.reset_index(drop=True))
     try:
         # The pyarrow engine rejects rows with the wrong number of fields, which the C engine pads
@@ -180,8 +258,8 @@ def _read_table(path: Path) -> _Table:
     except pd.errors.EmptyDataError:
         raise DataFormatError(path, 1, None, "file is empty; expected a header line") from None
     except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as e:
-        if (not_utf8 := _not_utf8(path)) is not None:
-            raise not_utf8 from None
+        if (bad_text := not_utf8(path)) is not None:
+            raise bad_text from None
         bad = _first_bad_width(path)
         if bad is not None:
             line, want, got = bad
@@ -191,6 +269,8 @@ def _read_table(path: Path) -> _Table:
         raise DataFormatError(path, None, None, f"cannot parse CSV: {e}") from None
     with path.open(newline="", encoding="utf-8-sig") as f:  # the header as written: pandas renames
         header = next(csv.reader(f), [])  # a second `item_id` to `item_id.1`
+    if any("\x00" in c for c in header) and (bad_text := not_utf8(path)) is not None:
+        raise bad_text  # UTF-16 without a byte-order mark reads as UTF-8 with NULs
     _refuse_duplicate_columns(path, [c.strip() for c in header], 1)
     df.columns = [str(c).strip() for c in df.columns]
     return _Table(path, df)
@@ -331,10 +411,61 @@ def _warn_mixed_units(table: _Table, ts: np.ndarray) -> None:
         )
 
 
+#: the warning for negative timestamps (also used by the ABXI loader): path, count, 'line N', value
+NEGATIVE_TS_WARNING = (
+    "%s: negative timestamps: %d (first at %s: %d); a time before 1970 is usually a missing-time marker "
+    "or a sign error, and histories are ordered by the raw numbers, so these come first"
+)
+
+
+def _warn_negative(table: _Table, ts: np.ndarray) -> None:
+    """A negative unix time is before 1970: valid as a number, but in interaction logs nearly always a
+    missing-time marker (-1) or a sign error, and such rows sort first in their user's history. Warn,
+    naming the first one."""
+    neg = ts < 0
+    if neg.any():
+        r = int(np.argmax(neg))
+        log.warning(NEGATIVE_TS_WARNING, table.path, int(neg.sum()), table.where(r), int(ts[r]))
+
+
+def _strip_nul(table: _Table, col: str, text: pd.Series) -> pd.Series:
+    """Free text (`title`, `description`) without its NUL characters, warning once per column.
+
+    Removed, not refused: a NUL is never part of what a person reads, only a byte-level artefact (a
+    C-string buffer, a bad UTF-16 conversion, scraped HTML), so removing it loses nothing; left in, it
+    silently cuts the text short in C-string consumers (tokenizers, llama.cpp prompts, many CSV tools);
+    refusing it would make a whole catalogue unloadable over one invisible character in one description.
+    Ids are different: they are matched exactly against other files, so there a NUL is an error. Other
+    control characters (tab, newline) are ordinary in text and stay.
+    """
+    arr = _strings(text)
+    if not _any_byte(arr, lambda b: b == 0):  # the usual case: one numpy pass over the bytes
+        return text
+    has = pc.match_substring(arr, "\x00").to_numpy(zero_copy_only=False)
+    n = int(has.sum())
+    log.warning(
+        "%s: '%s' has NUL characters (%d %s, first at %s); they are removed",
+        table.path,
+        col,
+        n,
+        "value" if n == 1 else "values",
+        table.where(int(np.argmax(has))),
+    )
+    return text.str.replace("\x00", "", regex=False)
+
+
 def _optional_text(table: _Table, col: str, order: np.ndarray) -> list[str | None]:
     if col not in table.df.columns:
         return [None] * len(order)
-    values = table.text(col).to_numpy(dtype=object)[order]
+    text = table.text(col)
+    if col == "image":  # a file name or URL: a NUL or other control character is an error, as in an id
+        bad = np.flatnonzero(unclean_keys(text, edges=False))
+        if len(bad):
+            r = int(bad[0])
+            raise table.error(r, col, f"value {key_problem(text.iloc[r], 'image references')}")
+    else:
+        text = _strip_nul(table, col, text)
+    values = text.to_numpy(dtype=object)[order]
     return np.where(values == "", None, values).tolist()
 
 
@@ -361,6 +492,8 @@ def load_canonical(folder: Path, name: str | None = None) -> CDDataset:
     dom_names = it.text("domain")
     it.require_nonempty("item_id", keys)
     it.require_nonempty("domain", dom_names)
+    it.require_clean("item_id", keys)
+    it.require_clean("domain", dom_names)
     dup = np.flatnonzero(keys.duplicated().to_numpy())
     if len(dup):
         r = int(dup[0])
@@ -385,8 +518,11 @@ def load_canonical(folder: Path, name: str | None = None) -> CDDataset:
     tb.require_rows()
     users = tb.text("user_id")
     tb.require_nonempty("user_id", users)
+    ucode, ukeys = pd.factorize(users, sort=False)
+    tb.require_clean("user_id", ukeys, ucode)
     item_col = tb.text("item_id")
-    codes, uniq = pd.factorize(item_col)  # look up each distinct id once, not every row
+    codes, uniq = pd.factorize(item_col)  # check and look up each distinct id once, not every row
+    tb.require_clean("item_id", uniq, codes)
     gid = (pd.Index(item_keys).get_indexer(uniq) + 1)[codes]
     unknown = np.flatnonzero(gid == 0)
     if len(unknown):
@@ -394,7 +530,7 @@ def load_canonical(folder: Path, name: str | None = None) -> CDDataset:
         raise tb.error(r, "item_id", f"unknown item_id {item_col.iloc[r]!r} (not in {items_path.name})")
     ts = _timestamps(tb, "timestamp")
     _warn_mixed_units(tb, ts)
-    ucode, ukeys = pd.factorize(users, sort=False)
+    _warn_negative(tb, ts)
     seq_order = np.argsort(ts, kind="stable")  # by time, ties in file order ...
     seq_order = seq_order[np.argsort(ucode[seq_order], kind="stable")]  # ... then grouped by user
     lengths = np.bincount(ucode, minlength=len(ukeys))
@@ -425,6 +561,11 @@ def write_canonical(ds: CDDataset, folder: Path, fmt: Format = "csv", name: str 
     Files are written to a temporary folder beside the target and moved in with `os.replace`, so a crash
     never leaves a half-written file. Files of the other format are removed, so the folder stays
     unambiguous. Without timestamps, each user's positions (0, 1, ...) are written instead.
+
+    What `load_canonical` would refuse is refused here, before anything is written (a `ValueError`
+    naming the value): an item key, user key or domain name with a control character or edge whitespace,
+    an image with a control character, an empty user key. NUL characters in titles and descriptions are
+    removed with a warning, as `load_canonical` would remove them.
     """
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
@@ -437,17 +578,40 @@ def write_canonical(ds: CDDataset, folder: Path, fmt: Format = "csv", name: str 
     if (keys == "").any() or pd.Index(keys).has_duplicates:
         raise ValueError(f"{ds.name}: item keys must be unique and non-empty to be written")
     names = np.asarray(ds.domains, dtype=object)
-    items = pd.DataFrame(
-        {
-            "item_id": keys,
-            "domain": names[dom],
-            **{c: [_cell(v) for v in ds.items[c]] for c in ITEM_OPTIONAL},
-        }
-    )
+    user_keys = np.asarray([str(u) for u in ds.user_keys], dtype=object)
+    if (user_keys == "").any():
+        raise ValueError(f"{ds.name}: user keys must be non-empty to be written")
+    for what, values in (("item key", keys), ("user key", user_keys), ("domain name", names)):
+        bad = np.flatnonzero(unclean_keys(values))
+        if len(bad):
+            raise ValueError(
+                f"{ds.name}: {what} {key_problem(values[bad[0]], what + 's')} (load_canonical refuses it); "
+                "nothing was written"
+            )
+    text = {c: [_cell(v) for v in ds.items[c]] for c in ITEM_OPTIONAL}
+    bad = np.flatnonzero(unclean_keys(np.asarray(text["image"], dtype=object), edges=False))
+    if len(bad):
+        raise ValueError(
+            f"{ds.name}: image of item {_show(keys[bad[0]])} "
+            f"{key_problem(text['image'][bad[0]], 'image references')} (load_canonical refuses it); "
+            "nothing was written"
+        )
+    for c in ("title", "description"):
+        n_nul = sum(1 for v in text[c] if v is not None and "\x00" in v)
+        if n_nul:
+            log.warning(
+                "%s: '%s' has NUL characters (%d %s); they are removed",
+                ds.name,
+                c,
+                n_nul,
+                "value" if n_nul == 1 else "values",
+            )
+            text[c] = [v.replace("\x00", "") or None if v is not None else None for v in text[c]]
+    items = pd.DataFrame({"item_id": keys, "domain": names[dom], **text})
     inter = ds.interactions()
     interactions = pd.DataFrame(
         {
-            "user_id": np.asarray([str(u) for u in ds.user_keys], dtype=object)[inter["user"].to_numpy()],
+            "user_id": user_keys[inter["user"].to_numpy()],
             "item_id": keys[inter["item"].to_numpy() - 1],
             "timestamp": inter["timestamp"].to_numpy(dtype=np.int64),
         }

@@ -4,28 +4,41 @@
 - URLLM / C2DSR (`item_listA_F.csv`, `train_F2.txt`, ...): amazon-art-office, with its published split.
 - LLMCDSR (`num.txt`, `train_overlap.txt`, ...): llmcdsr-food-kitchen, with its published split.
 
-Every parse error names the file, the line and the field.
+Every parse error names the file, the line and the field. Text follows the canonical format's rules
+(`temarec.data.canonical`): files are UTF-8; an item key (ASIN) or user id with a control character or
+whitespace at its start or end is an error; NUL characters in titles and descriptions are removed with a
+warning; negative timestamps are warned about.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 
+from temarec.data.canonical import NEGATIVE_TS_WARNING, key_problem, unclean_keys
 from temarec.data.dataset import CDDataset, make_items_frame
-from temarec.data.errors import DataFormatError
+from temarec.data.errors import DataFormatError, not_utf8
 from temarec.data.ragged import Ragged
 from temarec.data.splits import EvalSet, Split
 
+log = logging.getLogger(__name__)
 
-def _read_json(path: Path) -> object:
+
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataFormatError(path, None, None, "file not found") from None
+    except UnicodeDecodeError:
+        raise not_utf8(path) or DataFormatError(path, None, None, "not UTF-8 text") from None
+
+
+def _read_json(path: Path) -> object:
+    text = _read_text(path)
     if not text.strip():
         raise DataFormatError(path, None, None, "file is empty")
     try:
@@ -42,13 +55,45 @@ def _int(path: Path, line: int, field: str, value: str) -> int:
 
 
 def _lines(path: Path) -> list[str]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DataFormatError(path, None, None, "file not found") from None
+    lines = _read_text(path).splitlines()
     if not any(ln.strip() for ln in lines):
         raise DataFormatError(path, None, None, "file is empty")
     return lines
+
+
+def _uid(path: Path, line: int, value: str) -> None:
+    """A user id must be an integer, written without spaces around it: it is kept as written (as the
+    user's key), and `' 5'` and `'5'` would be two users."""
+    _int(path, line, "uid", value)
+    if value != value.strip():
+        raise DataFormatError(path, line, "uid", f"value {key_problem(value, 'user ids')}")
+
+
+def _require_clean_keys(path: Path, keys: np.ndarray) -> None:
+    """Item keys (ASINs, the JSON object's keys) are matched exactly, as in the canonical format."""
+    bad = np.flatnonzero(unclean_keys(keys))
+    if len(bad):
+        raise DataFormatError(path, None, None, f"item key {key_problem(keys[bad[0]], 'item keys')}")
+
+
+def _strip_nul(path: Path, field: str, keys: np.ndarray, values: list) -> list:
+    """`values` (str or None) without NUL characters, warning once (why: `canonical._strip_nul`)."""
+    # a Python scan: `in` is a C memchr per string, faster than converting the list to Arrow first
+    hit = [i for i, v in enumerate(values) if isinstance(v, str) and "\x00" in v]
+    if not hit:
+        return values
+    log.warning(
+        "%s: '%s' has NUL characters (%d %s, first for item %r); they are removed",
+        path,
+        field,
+        len(hit),
+        "value" if len(hit) == 1 else "values",
+        keys[hit[0]],
+    )
+    out = list(values)
+    for i in hit:
+        out[i] = out[i].replace("\x00", "") or None
+    return out
 
 
 # ---- ABXI -----------------------------------------------------------------------------------------
@@ -76,12 +121,13 @@ def load_abxi(
         dom[iid - 1] = d
     if np.any(np.diff(dom) < 0):
         raise DataFormatError(map_path, None, None, "domain A ids must all precede domain B ids")
+    _require_clean_keys(map_path, keys)
     titles_path = folder / "item_titles.json"
     titles_map = _read_json(titles_path) if titles_path.exists() else {}
-    titles = [titles_map.get(k) for k in keys]
+    titles = _strip_nul(titles_path, "title", keys, [titles_map.get(k) for k in keys])
 
     inter_path = folder / "interactions.txt"
-    users, rows, stamps = [], [], []
+    users, rows, stamps, user_lines = [], [], [], []
     for ln, line in enumerate(_lines(inter_path), start=1):
         if not line.strip():
             continue
@@ -103,13 +149,20 @@ def load_abxi(
         users.append(parts[0])
         rows.append(np.asarray(items)[order])
         stamps.append(np.asarray(ts)[order])
+        user_lines.append(ln)
+    timestamps = Ragged.from_lists(stamps)
+    neg = timestamps.values < 0
+    if neg.any():  # a user's stamps are sorted, so the first negative is that user's earliest
+        first = int(np.argmax(neg))
+        where = f"line {user_lines[int(timestamps.row_ids()[first])]}"
+        log.warning(NEGATIVE_TS_WARNING, inter_path, int(neg.sum()), where, int(timestamps.values[first]))
     return CDDataset(
         name=name or folder.name,
         domains=domains,
         items=make_items_frame(keys, dom, titles=titles),
         user_keys=np.asarray(users, dtype=object),
         sequences=Ragged.from_lists(rows),
-        timestamps=Ragged.from_lists(stamps),
+        timestamps=timestamps,
         source=str(folder),
     )
 
@@ -121,19 +174,22 @@ def _read_item_list(path: Path, domain: int) -> list[tuple[int, str, str, str]]:
         fh = path.open(encoding="utf-8", newline="")
     except FileNotFoundError:
         raise DataFormatError(path, None, None, "file not found") from None
-    with fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if not header:
-            raise DataFormatError(path, None, None, "file is empty")
-        need = ["idBefore", "item_title", "idAfter", "item_attribute"]
-        if header[:4] != need:
-            raise DataFormatError(path, 1, "header", f"expected columns {need}, got {header}")
-        for row in reader:
-            ln = reader.line_num
-            if len(row) != 4:
-                raise DataFormatError(path, ln, "row", f"expected 4 fields, got {len(row)}")
-            out.append((_int(path, ln, "idAfter", row[2]), row[0], row[1], row[3]))
+    try:
+        with fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if not header:
+                raise DataFormatError(path, None, None, "file is empty")
+            need = ["idBefore", "item_title", "idAfter", "item_attribute"]
+            if header[:4] != need:
+                raise DataFormatError(path, 1, "header", f"expected columns {need}, got {header}")
+            for row in reader:
+                ln = reader.line_num
+                if len(row) != 4:
+                    raise DataFormatError(path, ln, "row", f"expected 4 fields, got {len(row)}")
+                out.append((_int(path, ln, "idAfter", row[2]), row[0], row[1], row[3]))
+    except UnicodeDecodeError:
+        raise not_utf8(path) or DataFormatError(path, None, None, "not UTF-8 text") from None
     return out
 
 
@@ -144,7 +200,7 @@ def _read_c2dsr_lines(path: Path, n_items: int) -> tuple[list[str], list[np.ndar
         parts = line.rstrip("\t").split("\t")
         if len(parts) < 3:
             raise DataFormatError(path, ln, "row", "expected uid, n and at least one item")
-        _int(path, ln, "uid", parts[0])
+        _uid(path, ln, parts[0])
         count = _int(path, ln, "n", parts[1])
         toks = parts[2:]
         if len(toks) != count + 1:
@@ -184,6 +240,9 @@ def load_urllm(
             titles[gid] = title or None
             descs[gid] = attr or None
             dom[gid] = d
+    for lo, hi, fname in ((0, n_a, "item_listA_F.csv"), (n_a, n, "item_listO_AA_F.csv")):
+        titles[lo:hi] = _strip_nul(folder / fname, "item_title", keys[lo:hi], titles[lo:hi])
+        descs[lo:hi] = _strip_nul(folder / fname, "item_attribute", keys[lo:hi], descs[lo:hi])
     parts: dict[str, tuple[list[str], list[np.ndarray]]] = {
         p: _read_c2dsr_lines(folder / f"{p}_F2.txt", n) for p in ("train", "valid", "test")
     }
@@ -265,6 +324,10 @@ def load_llmcdsr(
                 )
             keys[off + local] = asin
             titles[off + local] = text.get(asin)  # type: ignore[union-attr]
+        _require_clean_keys(folder / set_file, keys[off : off + size])
+        titles[off : off + size] = _strip_nul(
+            folder / text_file, "title", keys[off : off + size], titles[off : off + size]
+        )
     dom = np.concatenate([np.zeros(n_a, np.int8), np.ones(n_b, np.int8)])
     user_keys, user_seqs, part_rows = [], [], {}
     for p in LLMCDSR_FILES:
@@ -276,7 +339,7 @@ def load_llmcdsr(
             uid, sep, items = line.partition("\t")
             if not sep:
                 raise DataFormatError(path, ln, "row", "expected 'uid<TAB>item,item,...'")
-            _int(path, ln, "uid", uid)
+            _uid(path, ln, uid)
             seq = np.asarray([_int(path, ln, "item", t) for t in items.split(",")], dtype=np.int64) + 1
             if seq.min() < 1 or seq.max() > n:
                 raise DataFormatError(path, ln, "item", f"item id outside 0..{n - 1}")
