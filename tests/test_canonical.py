@@ -686,6 +686,18 @@ def test_negative_timestamps_load_with_a_warning(tmp_path: Path, caplog: pytest.
     assert _warnings(caplog) == []
 
 
+def test_exact_duplicate_rows_load_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    interactions = H + "u,a,1\nu,b,2\nu,a,1\nu,a,3\nv,a,1\n"  # line 4 repeats line 2; u,a,3 is a repeat buy
+    with caplog.at_level("WARNING", logger="temarec.data.canonical"):
+        ds = load_canonical(_folder(tmp_path, "item_id,domain\na,X\nb,Y\n", interactions))
+    assert ds.sequences.tolist() == [[1, 1, 2, 1], [1]]  # kept
+    path = tmp_path / "ds" / "interactions.csv"
+    assert _warnings(caplog) == [
+        f"{path}: 1 row(s) repeat an earlier row's user_id, item_id and timestamp (first at line 4); they are "
+        "kept, as repeated interactions"
+    ]
+
+
 def _with_key(ds: CDDataset, *, item: str | None = None, user: str | None = None) -> CDDataset:
     items = ds.items.copy()
     if item is not None:
@@ -737,7 +749,7 @@ def test_write_removes_nul_from_text_and_refuses_it_in_an_image(
     caplog.clear()
     with caplog.at_level("WARNING", logger="temarec.data.canonical"):
         back = load_canonical(tmp_path / "out")  # the written folder is clean
-    assert _warnings(caplog) == []
+    assert [w for w in _warnings(caplog) if "NUL" in w] == []  # (the toy repeats a row on purpose)
     assert back.items["title"].iloc[0] == "First"
     ds.items.loc[ds.items.index[0], "image"] = "http://img/\x00"
     with pytest.raises(ValueError) as err:

@@ -428,6 +428,22 @@ def _warn_negative(table: _Table, ts: np.ndarray) -> None:
         log.warning(NEGATIVE_TS_WARNING, table.path, int(neg.sum()), table.where(r), int(ts[r]))
 
 
+def _warn_duplicates(table: _Table, user: np.ndarray, item: np.ndarray, ts: np.ndarray) -> None:
+    """Rows repeating an earlier row's user, item and timestamp are kept (a repeat purchase at another
+    time is ordinary) but warned about: an exact copy is usually a file concatenated twice or a join
+    that fanned out, and it puts the item twice in a row in the history (and can make it a target)."""
+    dup = pd.DataFrame({"u": user, "i": item, "t": ts}).duplicated().to_numpy()
+    if dup.any():
+        r = int(np.argmax(dup))
+        log.warning(
+            "%s: %d row(s) repeat an earlier row's user_id, item_id and timestamp (first at %s); they are "
+            "kept, as repeated interactions",
+            table.path,
+            int(dup.sum()),
+            table.where(r),
+        )
+
+
 def _strip_nul(table: _Table, col: str, text: pd.Series) -> pd.Series:
     """Free text (`title`, `description`) without its NUL characters, warning once per column.
 
@@ -531,6 +547,7 @@ def load_canonical(folder: Path, name: str | None = None) -> CDDataset:
     ts = _timestamps(tb, "timestamp")
     _warn_mixed_units(tb, ts)
     _warn_negative(tb, ts)
+    _warn_duplicates(tb, ucode, gid, ts)
     seq_order = np.argsort(ts, kind="stable")  # by time, ties in file order ...
     seq_order = seq_order[np.argsort(ucode[seq_order], kind="stable")]  # ... then grouped by user
     lengths = np.bincount(ucode, minlength=len(ukeys))
