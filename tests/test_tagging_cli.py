@@ -164,7 +164,7 @@ def test_a_run_where_no_item_got_tags_fails_and_says_why(tags_file, tmp_path):
     res = runner.invoke(app, [*args, "--output", str(tmp_path / "o")])
     assert res.exit_code == 1, res.output
     assert "note: 2 of the 4 ids in t.json name no item of demo (e.g. 'x1')" in res.output
-    assert "failed refusal: 1 (e.g. 'Sorry, I cannot provide tags.')" in res.output
+    assert f"failed refusal: 1 (e.g. item {keys[0]}: 'Sorry, I cannot provide tags.')" in res.output
     assert "error: no item got tags" in res.output and not (tmp_path / "o" / "vocab.json").exists()
     shard = [*args, "--shard", "0/2", "--output", str(tmp_path / "s"), "--cache", str(tmp_path / "s.sqlite")]
     res = runner.invoke(app, shard)

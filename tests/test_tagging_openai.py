@@ -155,7 +155,10 @@ def test_timeout_server_fails_fast_and_transiently(demo_ds, tmp_path):
         with TagCache(tmp_path / "c.sqlite") as cache:
             out = tag_dataset(demo_ds, be, cache, TagRunOptions(limit=2, progress=False))
             assert out.summary["failed_by_reason"] == {"timeout": 2}
-            assert out.summary["failed_example"]["timeout"].startswith("ReadTimeout")
+            assert (
+                out.summary["failed_example"]["timeout"].startswith("item ")
+                and ": 'ReadTimeout" in (out.summary["failed_example"]["timeout"])
+            )
             assert all(a.transient for _, a in cache.iter_answers())
 
 

@@ -899,7 +899,7 @@ def tag(
     )
     for reason, n in st["failed_by_reason"].items():
         example = st["failed_example"].get(reason)
-        typer.echo(f"  failed {reason}: {n:,}" + (f" (e.g. {example!r})" if example else ""))
+        typer.echo(f"  failed {reason}: {n:,}" + (f" (e.g. {example})" if example else ""))
     if echo := _echo_note(st):
         typer.echo(echo + "; --keep-example-tags keeps them")
     if st.get("refine_pass"):

@@ -25,6 +25,8 @@ from temarec.tagging.cache import CachedAnswer, CacheKey, TagCache, text_sha
 from temarec.tagging.parse import BACKEND, EXAMPLE_ECHO, NO_TEXT, TRANSIENT, drop_example_echo, text_words
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from temarec.tagging.vocab import TagVocab
 
 log = logging.getLogger(__name__)
@@ -386,13 +388,14 @@ def _drop_example_echo(
     return {"tags_dropped": dropped, "items_with_echo": items, "items_left_without_tags": emptied}
 
 
-def _failure_examples(answers: dict[int, CachedAnswer], chars: int = 200) -> dict[str, str]:
-    """The raw text of the first failed item of each reason, cut to `chars` characters."""
+def _failure_examples(answers: dict[int, CachedAnswer], keys: pd.Series, chars: int = 200) -> dict[str, str]:
+    """The first failed item of each reason: its key and raw text (cut to `chars` characters), so that
+    the item can be found in the catalogue or the tags file."""
     out: dict[str, str] = {}
     for iid in sorted(answers):
         a = answers[iid]
         if not a.ok and (a.error or "empty") not in out:
-            out[a.error or "empty"] = " ".join((a.raw or "").split())[:chars]
+            out[a.error or "empty"] = f"item {keys.at[iid]}: {' '.join((a.raw or '').split())[:chars]!r}"
     return out
 
 
@@ -443,7 +446,7 @@ def tag_dataset(
         # the first pass's reasons, and items the example-echo guard left without tags
         "failed_by_reason": dict(Counter(e for e in errors.values() if e != NO_TEXT).most_common()),
         # what the model or server said for the first item of each reason (a server's error text, say)
-        "failed_example": _failure_examples(gen),
+        "failed_example": _failure_examples(gen, ds.items["key"]),
         "example_echo": echo,
         "generate": asdict(gst),
         "refine_pass": asdict(rst) if rst is not None else None,
