@@ -252,3 +252,12 @@ def test_a_sampled_protocol_larger_than_a_domain_names_the_user(tmp_path):
     )
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert "uni5000: user 'U" in res.output and "eval.exclude_history=false" in res.output
+
+
+def test_a_refused_run_leaves_no_folder(tmp_path):
+    out = tmp_path / "runs" / "x"
+    res = runner.invoke(
+        app, ["train", "--dataset", "demo", "--model", "pop", "--split", "published", "--output", str(out)]
+    )
+    assert res.exit_code == 2 and "no published split" in res.output, res.output
+    assert not out.exists() and not out.parent.exists()

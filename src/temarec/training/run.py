@@ -197,7 +197,6 @@ def run(cfg: RunConfig, output: Path, progress: bool = True, dataset=None, overw
             f"{output} holds a run of another configuration ({shown}); give another --output, or "
             "--overwrite to replace that run"
         )
-    output.mkdir(parents=True, exist_ok=True)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
@@ -213,6 +212,7 @@ def run(cfg: RunConfig, output: Path, progress: bool = True, dataset=None, overw
     model = build_model(info, cfg.model, cfg.data.max_len, features=features)
     model.fit_static(split.train)  # popularity, seen items: statistics of the training data only
     cfg_json = cfg.model_dump_json()
+    output.mkdir(parents=True, exist_ok=True)  # only now: a run refused above leaves no folder behind
     _write_json(output / "config.json", json.loads(cfg_json))
     fit_info: dict = {}
     if model.trainable:
