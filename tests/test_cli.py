@@ -261,3 +261,15 @@ def test_a_refused_run_leaves_no_folder(tmp_path):
     )
     assert res.exit_code == 2 and "no published split" in res.output, res.output
     assert not out.exists() and not out.parent.exists()
+
+
+def test_train_says_what_it_runs_and_help_names_the_defaults(tmp_path, monkeypatch):
+    from temarec.config import RunConfig
+
+    d = RunConfig()
+    monkeypatch.setenv("COLUMNS", "250")  # rich wraps help text at the terminal's width
+    res = runner.invoke(app, ["train", "--help"])
+    assert f"default: the config's, {d.data.dataset}" in res.output
+    assert f"default: the config's, {d.model.name}" in res.output
+    res = runner.invoke(app, ["train", "--model", "pop", "--output", str(tmp_path / "r")])
+    assert res.exit_code == 0 and res.output.startswith(f"train pop on {d.data.dataset} (seed 0, full")

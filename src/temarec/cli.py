@@ -189,9 +189,14 @@ def _print_metrics(doc: dict) -> None:
 
 @app.command()
 def train(
-    dataset: Annotated[str | None, typer.Option(help="dataset name, folder or 'demo'")] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="dataset name, folder or 'demo' (default: the config's, demo)")
+    ] = None,
     model: Annotated[
-        str | None, typer.Option(help="pop, gru4rec, sasrec, sasrec-single, c2dsr or tema")
+        str | None,
+        typer.Option(
+            help="pop, gru4rec, sasrec, sasrec-single, c2dsr or tema (default: the config's, sasrec)"
+        ),
     ] = None,
     output: Annotated[Path, typer.Option(help="run folder: metrics.json, checkpoints, logs")] = Path(
         "runs/last"
@@ -239,6 +244,11 @@ def train(
         overrides.append("eval.protocols=[" + ",".join(_protocol_names(protocol)) + "]")
     try:
         cfg = load_config(config, overrides)
+        if not quiet:  # say what runs: without --dataset/--model, the defaults do
+            typer.echo(
+                f"train {cfg.model.name} on {cfg.data.dataset} (seed {cfg.train.seed}, "
+                f"{', '.join(cfg.eval.protocols)}) -> {output}"
+            )
         doc = run(cfg, output, progress=not quiet, overwrite=overwrite)
     except (ValidationError, ValueError, DataFormatError, DatasetNotFoundError, ResumeError) as e:
         _fail(brief(e))
