@@ -107,3 +107,18 @@ def test_values_that_would_fail_late_or_train_wrongly_are_refused_up_front(overr
     with pytest.raises(ValidationError, match=field):
         load_config(None, [override])
     assert load_config(None, ["train.grad_clip=null"]).train.grad_clip is None  # off
+
+
+def test_an_unknown_setting_gets_the_closest_known_one():
+    from pydantic import ValidationError
+
+    from temarec.config import brief, load_config
+
+    def message(override: str) -> str:
+        with pytest.raises(ValidationError) as e:
+            load_config(None, [override])
+        return brief(e.value)
+
+    assert message("trian.epochs=1") == "field 'trian': unknown setting (did you mean 'train'?)"
+    assert message("train.epoch=1") == "field 'train.epoch': unknown setting (did you mean 'train.epochs'?)"
+    assert message("train.zzz=1").startswith("field 'train.zzz': unknown setting (known here: seed, epochs,")

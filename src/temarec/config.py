@@ -27,8 +27,33 @@ def brief(e: Exception, prefix: str = "") -> str:
     for err in e.errors():
         loc = (prefix + ".".join(str(x) for x in err["loc"])).rstrip(".")
         msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown setting" + _known_settings(e.title, [str(x) for x in err["loc"]])
         parts.append(f"field '{loc}': {msg}" if loc else msg)
     return "; ".join(parts)
+
+
+def _known_settings(model_name: str, loc: list[str]) -> str:
+    """For an unknown key at `loc` of the config model named `model_name`: the closest known key, else
+    the known keys there (a `--set trian.epochs=1` typo said only 'Extra inputs are not permitted')."""
+
+    import difflib
+
+    def models(cls: type) -> list[type]:
+        return [cls, *(m for sub in cls.__subclasses__() for m in models(sub))]
+
+    cls = next((m for m in models(BaseModel) if m.__name__ == model_name), None)
+    for part in loc[:-1]:
+        field = cls.model_fields.get(part) if cls is not None else None
+        ann = field.annotation if field is not None else None
+        cls = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    if cls is None:
+        return ""
+    names = list(cls.model_fields)
+    close = difflib.get_close_matches(loc[-1], names, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {'.'.join([*loc[:-1], close[0]])!r}?)"
+    return f" (known here: {', '.join(names)})"
 
 
 class _NoDuplicateKeys(yaml.SafeLoader):
