@@ -693,8 +693,8 @@ def test_exact_duplicate_rows_load_with_a_warning(tmp_path: Path, caplog: pytest
     assert ds.sequences.tolist() == [[1, 1, 2, 1], [1]]  # kept
     path = tmp_path / "ds" / "interactions.csv"
     assert _warnings(caplog) == [
-        f"{path}: 1 row(s) repeat an earlier row's user_id, item_id and timestamp (first at line 4); they are "
-        "kept, as repeated interactions"
+        f"{path}: 1 row(s) repeat an earlier row's user_id, item_id and timestamp (first at line 4); "
+        "they are kept, as repeated interactions"
     ]
 
 

@@ -273,3 +273,8 @@ def test_train_says_what_it_runs_and_help_names_the_defaults(tmp_path, monkeypat
     assert f"default: the config's, {d.model.name}" in res.output
     res = runner.invoke(app, ["train", "--model", "pop", "--output", str(tmp_path / "r")])
     assert res.exit_code == 0 and res.output.startswith(f"train pop on {d.data.dataset} (seed 0, full")
+    assert "note: validation still improved" not in res.output
+    res = runner.invoke(app, ["train", "--epochs", "1", "--output", str(tmp_path / "s"), "--quiet"])
+    assert res.exit_code == 0 and "note: validation still improved in the last epoch (1)" in res.output
+    doc = json.loads((tmp_path / "s" / "metrics.json").read_text())
+    assert doc["training"]["stopped"] == "epochs" and doc["training"]["best_epoch"] == 1

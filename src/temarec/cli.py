@@ -255,6 +255,12 @@ def train(
     except KeyboardInterrupt:
         _interrupted(f"the same command resumes from {output}'s last checkpoint")
     _print_metrics(doc)
+    fit = doc.get("training") or {}
+    if fit.get("stopped") == "epochs" and fit.get("best_epoch") == fit.get("epochs"):
+        typer.echo(
+            f"note: validation still improved in the last epoch ({fit['epochs']}): the epoch limit, not "
+            "patience, ended training; more --epochs (a new run, or --overwrite) may do better"
+        )
     typer.echo(f"wrote {output / 'metrics.json'}")
 
 

@@ -248,6 +248,8 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "best_valid_score": self.best_score,
             "seconds_per_epoch": float(np.mean(epoch_secs)) if epoch_secs else 0.0,
+            # what ended training: `patience` (validation stopped improving) or `epochs` (the limit)
+            "stopped": "patience" if self.bad_epochs >= self.cfg.patience else "epochs",
             # a resumed run's wall_seconds counts only its last process; epochs.jsonl has every epoch's time
             "resumed_after_epoch": resumed_after,
         }
