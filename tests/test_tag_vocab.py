@@ -204,6 +204,9 @@ def test_text_hashes_round_trip_and_name_changed_items(tmp_path):
     assert (back.text_hash == th).all()
     assert back.changed_texts(th).tolist() == []
     assert back.changed_texts(item_text_hashes(["red pen", "x", "mug"], descs)).tolist() == [2]
+    # item 3's only tag ('mug', one item) was pruned: it has no tags to go stale
+    assert back.n_items == 3 and len(back.item_tags(3)) == 0
+    assert back.changed_texts(item_text_hashes(["red pen", None, "cup"], descs)).tolist() == []
     # older vocabularies (and imported tags) carry none: nothing to compare
     plain = TagVocab.load(
         build_vocab({1: ["pen"]}, None, np.array([-1, 0]), min_count=1).save(tmp_path / "p")

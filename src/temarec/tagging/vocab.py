@@ -217,14 +217,15 @@ class TagVocab:
         return True
 
     def changed_texts(self, text_hash: np.ndarray) -> np.ndarray | None:
-        """Item ids whose title or description differs from when they were tagged (`text_hash` from
-        `item_text_hashes` of the current catalogue), or None when the vocabulary did not record it."""
+        """Ids of items with tags whose title or description differs from when they were tagged
+        (`text_hash` from `item_text_hashes` of the current catalogue), or None when the vocabulary did
+        not record it. Items without tags are left out: no tag of theirs describes the old text."""
         if self.text_hash is None:
             return None
         text_hash = np.asarray(text_hash, dtype=np.uint64)
         if text_hash.shape != self.text_hash.shape:
             raise ValueError(f"text_hash has shape {text_hash.shape}, the vocabulary {self.text_hash.shape}")
-        return np.flatnonzero(text_hash != self.text_hash)
+        return np.flatnonzero((text_hash != self.text_hash) & (np.diff(self.indptr) > 0))
 
     def tag_texts(self) -> list[str]:
         """The tag strings in id order, to embed with a text encoder."""
