@@ -208,6 +208,9 @@ def test_category_filter_needs_metadata(tmp_path: Path) -> None:
         ('{"reviewerID": "u9", "asin": "a1", "unixReviewTime": 1e25}', "unixReviewTime", False),
         ('{"reviewerID": "u9", "asin": "a1", "unixReviewTime": ' + "9" * 5000 + "}", None, False),
         ("[" * 100_000 + "]" * 100_000, None, False),
+        # ids are matched exactly: edge whitespace or a control character is named here, with its line
+        ('{"reviewerID": "u9 ", "asin": "a1", "unixReviewTime": 5}', "reviewerID", False),
+        ('{"reviewerID": "u9", "asin": "a\\u00001", "unixReviewTime": 5}', "asin", False),
     ],
 )
 def test_malformed_review_line(tmp_path: Path, line: str, field: str | None, gz: bool) -> None:
