@@ -48,11 +48,16 @@ def test_demo_candidates_with_and_without_history(demo_ds):
 
 
 def test_too_few_eligible_negatives_is_an_error(demo_ds):
-    split = leave_one_out(demo_ds)
+    split, info = leave_one_out(demo_ds), demo_ds.info()
     with pytest.raises(
-        ValueError, match=r"uni99: user number \d+ has only \d+ items of domain .* fewer than 99; use"
+        ValueError, match=r"uni99: user number \d+ has only \d+ items of domain .* N at most \d+, or"
     ):
-        sample_negatives(split.test, demo_ds.info(), 99, seed=0)
+        sample_negatives(split.test, info, 99, seed=0)
+    size = int(info.domain_size[0])  # the first domain drawn
+    with pytest.raises(
+        ValueError, match=rf"uni5000: domain \w+ has only {size} items.*N at most {size - 1}, or full$"
+    ):
+        sample_negatives(split.test, info, 5000, seed=0, exclude_history=False)
 
 
 class Oracle(RecModel):

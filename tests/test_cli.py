@@ -251,7 +251,7 @@ def test_a_sampled_protocol_larger_than_a_domain_names_the_user(tmp_path):
         ],
     )
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
-    assert "uni5000: user 'U" in res.output and "eval.exclude_history=false" in res.output
+    assert "uni5000: user 'U" in res.output and "use uniN with N at most" in res.output
 
 
 def test_a_refused_run_leaves_no_folder(tmp_path):

@@ -32,15 +32,30 @@ class TooFewNegativesError(ValueError):
     """A user has fewer items of the target domain left to draw from than the protocol's N."""
 
     def __init__(
-        self, user: int, eligible: int, domain: str, n_neg: int, user_key: str | None = None
+        self,
+        user: int,
+        eligible: int,
+        domain: str,
+        n_neg: int,
+        exclude_history: bool,
+        domain_size: int,
+        user_key: str | None = None,
     ) -> None:
         self.user, self.eligible, self.domain, self.n_neg = user, eligible, domain, n_neg
-        who = f"user {user_key!r}" if user_key is not None else f"user number {user}"
-        super().__init__(
-            f"uni{n_neg}: {who} has only {eligible} items of domain {domain} left to draw negatives from "
-            f"(the domain's items, less the target and the user's history), fewer than {n_neg}; use a "
-            f"smaller N (e.g. uni{max(1, eligible // 2)}) or eval.exclude_history=false"
-        )
+        self.exclude_history, self.domain_size = exclude_history, domain_size
+        if not exclude_history or eligible >= domain_size - 1:  # the domain itself is too small
+            msg = (
+                f"uni{n_neg}: domain {domain} has only {domain_size} items, so {eligible} negatives besides "
+                f"the target; use uniN with N at most {domain_size - 1}, or full"
+            )
+        else:
+            who = f"user {user_key!r}" if user_key is not None else f"user number {user}"
+            msg = (
+                f"uni{n_neg}: {who} has only {eligible} items of domain {domain} left to draw negatives "
+                f"from (the domain's {domain_size} items, less the target and the user's history), fewer "
+                f"than {n_neg}; use uniN with N at most {eligible}, or eval.exclude_history=false"
+            )
+        super().__init__(msg)
 
 
 def sample_negatives(
@@ -70,7 +85,14 @@ def sample_negatives(
             eligible = (keys < 2.0).sum(1)
             if eligible.min() < n_neg:
                 bad = int(rows[np.argmin(eligible)])
-                raise TooFewNegativesError(int(es.users[bad]), int(eligible.min()), info.domains[d], n_neg)
+                raise TooFewNegativesError(
+                    int(es.users[bad]),
+                    int(eligible.min()),
+                    info.domains[d],
+                    n_neg,
+                    exclude_history,
+                    int(size),
+                )
             pick = np.argpartition(keys, n_neg - 1, axis=1)[:, :n_neg]
             out[rows] = np.sort(pick, axis=1) + info.domain_offset[d]
     return out

@@ -96,7 +96,9 @@ def build_evaluators(ds, split, cfg: RunConfig, part: str) -> dict[str, Evaluato
                 )
             except TooFewNegativesError as e:  # name the user as the data does
                 key = str(ds.user_keys[e.user])
-                raise TooFewNegativesError(e.user, e.eligible, e.domain, e.n_neg, key) from None
+                raise TooFewNegativesError(
+                    e.user, e.eligible, e.domain, e.n_neg, e.exclude_history, e.domain_size, key
+                ) from None
         out[p.name] = Evaluator(
             info,
             es,
