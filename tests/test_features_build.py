@@ -274,6 +274,11 @@ def test_auto_ranks_a_source_by_what_made_it_not_by_its_name(small_demo, countin
     (root / "keyphrase" / "summary.json").write_text("{not json")  # unreadable: falls back to the name
     assert tag_sources(ds.name) == ["mytags", "keyphrase", "quick-try"]  # a --limit trial comes last
     assert resolve_tag_source(ds.name, "auto").name == "mytags"
+    # what the vocabulary records (saved with it) wins over a summary.json left by an earlier run
+    doc = json.loads((root / "quick-try" / "vocab.json").read_text())
+    doc["meta"]["tagged_with"] = {"backend": "openai:m:x", "sample": None, "limit": None, "refine": False}
+    (root / "quick-try" / "vocab.json").write_text(json.dumps(doc))
+    assert tag_sources(ds.name) == ["quick-try", "mytags", "keyphrase"]
 
 
 def test_items_edited_since_tagging_are_named(small_demo, counting, caplog):
@@ -299,7 +304,7 @@ def test_items_edited_since_tagging_are_named(small_demo, counting, caplog):
         f"2 item(s) have another title or description than when they were tagged ({keys[1]}, {keys[4]})"
         in msg
     )
-    assert "Rerun `temarec tag --dataset" in msg
+    assert "Rerun the `temarec tag --dataset" in msg and "same --backend and --source-name" in msg
 
 
 # ---- CLI --------------------------------------------------------------------------------------------

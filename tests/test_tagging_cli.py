@@ -123,6 +123,10 @@ def test_tag_writes_the_vocabulary(tags_file, tmp_path):
     assert json.loads((out / "summary.json").read_text())["vocab_size"] == len(voc)
     # the vocabulary knows its catalogue's keys in id order (rows are positions)
     assert voc.meta["item_keys_sha256"] == item_keys_digest(ds.items["key"].to_numpy())
+    # what made it (for features.tags=auto), saved with it; imported tags do not depend on the text
+    made = voc.meta["tagged_with"]
+    assert made["backend"].startswith("file:") and made["sample"] is None and made["limit"] is None
+    assert voc.text_hash is None
 
 
 def test_retagging_never_leaves_the_old_vocabulary_beside_new_tags(tags_file, tmp_path):

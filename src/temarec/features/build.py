@@ -327,21 +327,30 @@ def tag_sources(dataset_name: str) -> list[str]:
     return sorted(names, key=lambda name: _source_rank(root / name))
 
 
+def _made_by(path: Path, keys: tuple[str, ...]) -> dict | None:
+    """The record at `keys` inside a JSON file, if it names a backend; None if unreadable or absent."""
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for k in keys:
+        d = d.get(k) if isinstance(d, dict) else None
+    return d if isinstance(d, dict) and isinstance(d.get("backend"), str) else None
+
+
 def _source_rank(folder: Path) -> tuple:
     """Sort key of a tag source: whole catalogue before a `--sample`/`--limit` trial, then the backend
     (`TAG_SOURCE_PREFERENCE`), then refined before not, then the name.
 
-    What the source is comes from its `summary.json` (written by `temarec tag`: the backend's identity,
-    sample, limit, refine), so a source named with `--source-name` ranks by what made it; the folder name
-    (`file-...`, `...-sample20-seed0`) is the fallback for a source without a readable summary.
+    What the source is comes from its vocabulary's `meta.tagged_with` (the backend's identity, sample,
+    limit, refine; saved with the vocabulary), else its `summary.json` (older sources), so a source named
+    with `--source-name` ranks by what made it; the folder name (`file-...`, `...-sample20-seed0`) is the
+    fallback for a source with neither.
     """
     name = folder.name
     backend, partial, refined = name, bool(re.search(r"-(sample|limit)\d", name)), "refined" in name
-    try:
-        doc = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        doc = None
-    if isinstance(doc, dict) and isinstance(doc.get("backend"), str):
+    doc = _made_by(folder / "vocab.json", ("meta", "tagged_with")) or _made_by(folder / "summary.json", ())
+    if doc is not None:
         backend = doc["backend"]
         partial = doc.get("sample") is not None or doc.get("limit") is not None
         refined = bool(doc.get("refine"))
@@ -527,6 +536,8 @@ def warn_changed_texts(vocab, folder: Path, ds: CDDataset) -> int:
     cheap (it asks the model only about the changed texts)."""
     from temarec.tagging.vocab import item_text_hashes
 
+    if vocab.text_hash is None:  # older vocabularies and imported tags: nothing to compare (or hash)
+        return 0
     changed = vocab.changed_texts(
         item_text_hashes(ds.items["title"].to_numpy(), ds.items["description"].to_numpy())
     )
@@ -536,8 +547,8 @@ def warn_changed_texts(vocab, folder: Path, ds: CDDataset) -> int:
     more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
     log.warning(
         "tag vocabulary %s: %d item(s) have another title or description than when they were tagged (%s%s); "
-        "their tags describe the old text. Rerun `temarec tag --dataset %s` (the cache asks the model only "
-        "about the changed items)",
+        "their tags describe the old text. Rerun the `temarec tag --dataset %s` command that made this "
+        "source (same --backend and --source-name; its cache asks the model only about the changed items)",
         folder,
         len(changed),
         ", ".join(map(str, keys)),

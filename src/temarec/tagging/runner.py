@@ -144,7 +144,8 @@ def write_tag_source(
     from temarec.tagging.vocab import ARRAYS_FILE, JSON_FILE, build_vocab, item_text_hashes
 
     out_dir = Path(out_dir)
-    for name in (JSON_FILE, ARRAYS_FILE):  # vocab.json first: without it the source is not offered
+    # vocab.json first: without it the source is not offered; summary.json too, which described the old run
+    for name in (JSON_FILE, ARRAYS_FILE, "summary.json"):
         (out_dir / name).unlink(missing_ok=True)
     res.to_jsonl(ds, out_dir / "tags.jsonl")
     if not vocab or not res.tags:
@@ -163,6 +164,9 @@ def write_tag_source(
         if res.backend.startswith("file:")
         else item_text_hashes(ds.items["title"].to_numpy(), ds.items["description"].to_numpy()),
     )
+    # what made it, saved with it (atomically): `features.tags=auto` ranks sources by this
+    voc.meta["tagged_with"] = {k: res.summary.get(k) for k in ("backend", "sample", "limit", "refine")}
+    voc.meta["tagged_with"]["backend"] = res.backend
     voc.save(out_dir)
     return voc
 
