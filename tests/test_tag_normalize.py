@@ -123,3 +123,6 @@ def test_a_sentence_in_a_script_without_spaces_is_not_a_tag():
     assert unspaced_chars(sentence) > MAX_UNSPACED_CHARS and normalize_tag(sentence) is None
     assert normalize_tag("เครื่องชงกาแฟอัตโนมัติสำหรับบ้านและสำนักงาน") is None  # Thai, also unspaced
     assert normalize_tag("한국 요리 책") == "한국 요리 책"  # Hangul is written with spaces: counted as words
+    # a long product word is still a tag; Thai vowel and tone marks count with their letter
+    assert normalize_tag("ワイヤレスノイズキャンセリングイヤホン") is not None
+    assert unspaced_chars("เครื่องใช้ไฟฟ้าในครัว") == 16 and normalize_tag("เครื่องใช้ไฟฟ้าในครัว") is not None

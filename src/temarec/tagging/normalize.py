@@ -31,8 +31,9 @@ from functools import lru_cache
 
 MAX_WORDS = 6
 MAX_CHARS = 64
-#: about MAX_WORDS words of a script written without spaces ("抹茶キットカット" has 8)
-MAX_UNSPACED_CHARS = 16
+#: about MAX_WORDS words of a script written without spaces ("抹茶キットカット" has 8, the katakana loanword
+#: "ワイヤレスノイズキャンセリングイヤホン" 19)
+MAX_UNSPACED_CHARS = 20
 
 #: Han, kana, Thai, Lao, Myanmar, Khmer: scripts that do not separate words by spaces
 _UNSPACED = re.compile(
@@ -42,8 +43,11 @@ _UNSPACED = re.compile(
 
 
 def unspaced_chars(text: str) -> int:
-    """How many characters of `text` belong to scripts written without spaces between words."""
-    return len(_UNSPACED.findall(text)) if not text.isascii() else 0
+    """How many characters of `text` belong to scripts written without spaces between words; combining
+    marks (Thai vowel and tone signs, the kana voicing mark after NFKD) are part of their letter."""
+    if text.isascii():
+        return 0
+    return sum(1 for c in _UNSPACED.findall(text) if unicodedata.category(c) != "Mn")
 
 
 #: English function words; used to reject stop-word-only tags and by the keyphrase extractor
