@@ -191,6 +191,8 @@ def test_http_api(served, demo_ds, monkeypatch):
     typo = client.get(f"/recommend/{user}", params={"domians": demo_ds.domains[0], "k": 1})
     assert typo.status_code == 422  # was ignored: every domain answered
     assert typo.json()["detail"][0]["loc"] == ["query", "domians"] and "reads domain, k, tags" in typo.text
+    in_query = client.post("/recommend", params={"k": 50}, json={"users": [user]})
+    assert in_query.status_code == 422 and "send settings in the body" in in_query.text
     assert client.post("/recommend", json={"users": []}).status_code == 422
     assert client.post("/recommend", json={"users": users, "k": 10**6}).status_code == 422
 

@@ -166,14 +166,16 @@ def create_app(run: LoadedRun, api_key: str | None = None) -> FastAPI:
         return answer([user], k, domain, tags)
 
     @app.post("/recommend", response_model=list[Recommendations])
-    def recommend_many(req: BatchRequest) -> list[dict]:
+    def recommend_many(req: BatchRequest, request: Request) -> list[dict]:
         """The same for several users at once (ranked in one batch)."""
+        _refuse_unknown_query(request, set())  # `?k=50` would otherwise be ignored for the body's k
         return answer(req.users, req.k, req.domains, req.tags)
 
     @app.post("/recommend/history", response_model=list[HistoryRecommendations])
-    def recommend_histories(req: HistoryRequest) -> list[dict]:
+    def recommend_histories(req: HistoryRequest, request: Request) -> list[dict]:
         """Top-k next items after histories sent in the request (item keys, oldest first): visitors
         who are not in the dataset, or sessions newer than it. An unknown item is a 422 naming it."""
+        _refuse_unknown_query(request, set())
         try:
             return explained_recommendations_for_histories(
                 run, req.histories, k=req.k, domains=req.domains, n_tags=req.tags
@@ -197,7 +199,12 @@ def _refuse_unknown_query(request: Request, known: set[str]) -> None:
                 {
                     "type": "extra_forbidden",
                     "loc": ["query", name],
-                    "msg": f"Extra inputs are not permitted (this endpoint reads {', '.join(sorted(known))})",
+                    "msg": "Extra inputs are not permitted ("
+                    + (
+                        f"this endpoint reads {', '.join(sorted(known))})"
+                        if known
+                        else "send settings in the body)"
+                    ),
                     "input": request.query_params[name],
                 }
                 for name in dict.fromkeys(extra)
