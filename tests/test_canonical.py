@@ -243,6 +243,9 @@ def test_bad_dataset_json(tmp_path: Path) -> None:
     folder = _folder(tmp_path, meta={"domains": ["Books"]})
     with pytest.raises(DataFormatError, match="dataset.json.*'domains'"):
         load_canonical(folder)
+    folder = _folder(tmp_path, meta={"domains": [" Books", "Movies"]})  # the items file could not match it
+    with pytest.raises(DataFormatError, match="dataset.json: field 'domains' value ' Books' has whitespace"):
+        load_canonical(folder)
     (folder / "dataset.json").write_text('{"name": "x",\n "domains": [}', encoding="utf-8")
     with pytest.raises(DataFormatError, match=r"dataset.json:2"):
         load_canonical(folder)

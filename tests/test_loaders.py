@@ -185,6 +185,15 @@ def test_text_files_that_are_not_utf8_name_the_line(tmp_path):
     )
 
 
+def test_a_utf16_text_file_without_a_byte_order_mark_is_named(tmp_path):
+    folder = _llmcdsr(tmp_path)
+    (folder / "num.txt").write_bytes((folder / "num.txt").read_text().encode("utf-16-le"))
+    with pytest.raises(
+        DataFormatError, match="num.txt:1: NUL bytes in the first line: the file looks like UTF-16"
+    ):
+        load_llmcdsr(folder)
+
+
 def test_a_urllm_item_list_that_is_not_utf8_names_the_line(tmp_path):
     folder = _urllm(tmp_path)
     path = folder / "item_listO_AA_F.csv"

@@ -316,6 +316,9 @@ def _read_meta(folder: Path) -> tuple[str | None, tuple[str, str] | None]:
         or domains[0] == domains[1]
     ):
         raise DataFormatError(path, None, "domains", f"expected two distinct domain names, got {domains!r}")
+    bad = np.flatnonzero(unclean_keys(np.asarray(domains, dtype=object)))
+    if len(bad):  # the items file's domain column may not hold such a name either
+        raise DataFormatError(path, None, "domains", f"value {key_problem(domains[bad[0]], 'domain names')}")
     return name, (domains[0], domains[1])
 
 

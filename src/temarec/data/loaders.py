@@ -30,11 +30,14 @@ log = logging.getLogger(__name__)
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataFormatError(path, None, None, "file not found") from None
     except UnicodeDecodeError:
         raise not_utf8(path) or DataFormatError(path, None, None, "not UTF-8 text") from None
+    if "\x00" in text and (bad := not_utf8(path)) is not None:  # UTF-16 without a byte-order mark
+        raise bad
+    return text
 
 
 def _read_json(path: Path) -> object:
