@@ -351,10 +351,15 @@ def import_amazon(
     np.bitwise_or.at(in_both, icode, np.where(df["domain"].to_numpy() == 0, 1, 2).astype(np.int8))
     both = np.flatnonzero(in_both == 3)
     if len(both) and not (item_dom == 1).any():
+        why = (
+            f"its category filter ({domain_b.category!r}) keeps only items that domain {domain_a.name!r} "
+            "keeps too; give domain A a category that excludes them"
+            if domain_a.category is not None or domain_b.category is not None
+            else "the same reviews file twice? one file can serve two domains through --a-category/--b-category"
+        )
         raise ValueError(
             f"every item reviewed for domain {domain_b.name!r} is also reviewed for {domain_a.name!r}, so "
-            f"domain {domain_b.name!r} has no items (the same reviews file twice? one file can serve two "
-            "domains through --a-category/--b-category)"
+            f"domain {domain_b.name!r} has no items ({why})"
         )
     if len(both):
         log.warning(
