@@ -355,7 +355,8 @@ def import_amazon(
             f"its category filter ({domain_b.category!r}) keeps only items that domain {domain_a.name!r} "
             "keeps too; give domain A a category that excludes them"
             if domain_a.category is not None or domain_b.category is not None
-            else "the same reviews file twice? one file can serve two domains through --a-category/--b-category"
+            else "the same reviews file twice? one file can serve two domains through "
+            "--a-category/--b-category"
         )
         raise ValueError(
             f"every item reviewed for domain {domain_b.name!r} is also reviewed for {domain_a.name!r}, so "
