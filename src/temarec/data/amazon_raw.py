@@ -117,15 +117,7 @@ def _required_str(path: Path, lineno: int, rec: dict, field: str) -> str:
         raise DataFormatError(path, lineno, field, "missing")
     if not isinstance(v, str) or not v:
         raise DataFormatError(path, lineno, field, f"expected a non-empty string, got {v!r}")
-    if _UNCLEAN_ID.search(v):  # the canonical format's rule for ids, checked here to name the line
-        from temarec.data.canonical import key_problem
-
-        raise DataFormatError(path, lineno, field, f"value {key_problem(v)}")
     return v
-
-
-#: a control character anywhere, or whitespace at either end (`canonical.unclean_keys`' rule)
-_UNCLEAN_ID = re.compile(r"[\x00-\x1f\x7f-\x9f]|^\s|\s$")
 
 
 def _unix_time(path: Path, lineno: int, rec: dict, field: str = "unixReviewTime") -> int:
@@ -178,17 +170,15 @@ def _read_reviews(path: Path, desc: str) -> pd.DataFrame:
 def _refuse_unclean_ids(path: Path, df: pd.DataFrame, desc: str) -> None:
     """The canonical format's rule for ids (no control character, no whitespace at either end), checked
     on the distinct values at once; only when one fails is the file read again to name its line."""
-    from temarec.data.canonical import unclean_keys
+    from temarec.data.canonical import key_problem, unclean_keys
 
     for col, field in (("user", "reviewerID"), ("asin", "asin")):
         uniq = pd.unique(df[col])
         bad = np.flatnonzero(unclean_keys(uniq))
         if len(bad):
             value = uniq[bad[0]]
-            for lineno, rec in _records(path, desc):
-                if rec.get(field) == value:
-                    _required_str(path, lineno, rec, field)  # raises, naming the line
-            raise DataFormatError(path, None, field, f"value {value!r} is not a clean id")  # pragma: no cover
+            line = next((n for n, rec in _records(path, desc) if rec.get(field) == value), None)
+            raise DataFormatError(path, line, field, f"value {key_problem(value)}")
 
 
 # ---- metadata --------------------------------------------------------------------------------------

@@ -447,6 +447,29 @@ def _warn_duplicates(table: _Table, user: np.ndarray, item: np.ndarray, ts: np.n
         )
 
 
+def strip_nul_values(where: object, field: str, values: list, keys: Sequence | None = None) -> list:
+    """`values` (str or None) without NUL characters, warning once, naming the first item's key when
+    `keys` are given (why: `_strip_nul`). For texts held in lists (`write_canonical`, the published
+    loaders); a Python scan, as `in` is a C memchr per string, faster than converting to Arrow first."""
+    hit = [i for i, v in enumerate(values) if isinstance(v, str) and "\x00" in v]
+    if not hit:
+        return values
+    first = f", first for item {keys[hit[0]]!r}" if keys is not None else ""
+    n = len(hit)
+    log.warning(
+        "%s: '%s' has NUL characters (%d %s%s); they are removed",
+        where,
+        field,
+        n,
+        "value" if n == 1 else "values",
+        first,
+    )
+    out = list(values)
+    for i in hit:
+        out[i] = out[i].replace("\x00", "") or None
+    return out
+
+
 def _strip_nul(table: _Table, col: str, text: pd.Series) -> pd.Series:
     """Free text (`title`, `description`) without its NUL characters, warning once per column.
 
@@ -617,16 +640,7 @@ def write_canonical(ds: CDDataset, folder: Path, fmt: Format = "csv", name: str 
             "nothing was written"
         )
     for c in ("title", "description"):
-        n_nul = sum(1 for v in text[c] if v is not None and "\x00" in v)
-        if n_nul:
-            log.warning(
-                "%s: '%s' has NUL characters (%d %s); they are removed",
-                ds.name,
-                c,
-                n_nul,
-                "value" if n_nul == 1 else "values",
-            )
-            text[c] = [v.replace("\x00", "") or None if v is not None else None for v in text[c]]
+        text[c] = strip_nul_values(ds.name, c, text[c])
     items = pd.DataFrame({"item_id": keys, "domain": names[dom], **text})
     inter = ds.interactions()
     interactions = pd.DataFrame(

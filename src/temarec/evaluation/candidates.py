@@ -57,6 +57,18 @@ class TooFewNegativesError(ValueError):
             )
         super().__init__(msg)
 
+    def naming(self, user_key: str) -> TooFewNegativesError:
+        """The same error naming the user by key (the dataset's, which this module does not see)."""
+        return TooFewNegativesError(
+            self.user,
+            self.eligible,
+            self.domain,
+            self.n_neg,
+            self.exclude_history,
+            self.domain_size,
+            user_key,
+        )
+
 
 def sample_negatives(
     es: EvalSet,

@@ -71,6 +71,7 @@ class TagRunResult:
     backend: str
     prompt: str
     summary: dict
+    reads_text: bool = True  # the backend's tags come from the items' text (not: imported from a file)
 
     def to_jsonl(self, ds: CDDataset, path: str | Path) -> Path:
         """One line per selected item: id, key, domain, tags, weights, error; written atomically."""
@@ -160,13 +161,15 @@ def write_tag_source(
         source=source,
         domains=ds.domains,
         item_keys=ds.items["key"].to_numpy(),
-        text_hash=None
-        if res.backend.startswith("file:")
-        else item_text_hashes(ds.items["title"].to_numpy(), ds.items["description"].to_numpy()),
+        text_hash=item_text_hashes(ds.items["title"].to_numpy(), ds.items["description"].to_numpy())
+        if res.reads_text
+        else None,
     )
     # what made it, saved with it (atomically): `features.tags=auto` ranks sources by this
-    voc.meta["tagged_with"] = {k: res.summary.get(k) for k in ("backend", "sample", "limit", "refine")}
-    voc.meta["tagged_with"]["backend"] = res.backend
+    voc.meta["tagged_with"] = {
+        "backend": res.backend,
+        **{k: res.summary.get(k) for k in ("sample", "limit", "refine")},
+    }
     voc.save(out_dir)
     return voc
 
@@ -469,4 +472,5 @@ def tag_dataset(
         backend=backend.identity,
         prompt=backend_prompt_identity(backend),
         summary=summary,
+        reads_text=getattr(backend, "needs_text", True),
     )

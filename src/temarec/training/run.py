@@ -95,10 +95,7 @@ def build_evaluators(ds, split, cfg: RunConfig, part: str) -> dict[str, Evaluato
                     path, es, info, p.n_neg, cfg.eval.candidate_seed, cfg.eval.exclude_history, part
                 )
             except TooFewNegativesError as e:  # name the user as the data does
-                key = str(ds.user_keys[e.user])
-                raise TooFewNegativesError(
-                    e.user, e.eligible, e.domain, e.n_neg, e.exclude_history, e.domain_size, key
-                ) from None
+                raise e.naming(str(ds.user_keys[e.user])) from None
         out[p.name] = Evaluator(
             info,
             es,
